@@ -1,0 +1,74 @@
+//! The generated impls and the registry entry.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::{ast::Input, fallback, schema, valid};
+
+/// Expands `#[derive(Event)]`; never panics, errors become `compile_error!`.
+pub(crate) fn derive(original: &syn::DeriveInput) -> TokenStream {
+    let mut errors = Vec::new();
+    let input = Input::from_syn(original, &mut errors);
+
+    let shape_errors = valid::shape_errors(&input);
+    if !shape_errors.is_empty() {
+        errors.extend(shape_errors);
+        return errors
+            .into_iter()
+            .map(syn::Error::into_compile_error)
+            .collect();
+    }
+    let response = input
+        .attrs
+        .request
+        .as_ref()
+        .and_then(|r| r.response.as_ref());
+    if !errors.is_empty() {
+        return fallback::expand(input.ident, response, errors);
+    }
+    impls(&input, response)
+}
+
+fn impls(input: &Input, response: Option<&syn::Type>) -> TokenStream {
+    let ident = input.ident;
+    let rust_type = quote!(::core::concat!(
+        ::core::module_path!(),
+        "::",
+        ::core::stringify!(#ident)
+    ));
+    let name = match &input.attrs.name {
+        Some(pinned) => quote!(#pinned),
+        None => rust_type.clone(),
+    };
+    let schema = schema::fingerprint(input.original);
+    let doc_schema = format!("Shape: `{}`", schema::shape(input.original));
+
+    // The response type is spanned at the user's tokens, so a response that
+    // is not an event is reported there.
+    let (request_impl, info) = match response {
+        Some(response) => (
+            quote_spanned! {response.span()=>
+                impl ::lahja::Request for #ident {
+                    type Response = #response;
+                }
+            },
+            quote!(::lahja::__private::request_info::<#ident>(#rust_type)),
+        ),
+        None => (
+            quote!(),
+            quote!(::lahja::__private::event_info::<#ident>(#rust_type)),
+        ),
+    };
+
+    quote! {
+        #[doc = #doc_schema]
+        impl ::lahja::Event for #ident {
+            const NAME: &'static str = #name;
+            const ID: ::lahja::EventId = ::lahja::EventId::of(<Self as ::lahja::Event>::NAME);
+            const SCHEMA: u64 = #schema;
+        }
+        #request_impl
+        ::lahja::__private::inventory::submit! { #info }
+    }
+}

@@ -1,0 +1,158 @@
+//! Configuration values: where an endpoint listens, how it buffers, and how
+//! one broadcast is routed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where an endpoint listens: its name and its Unix socket path.
+///
+/// ```
+/// use lahja::ConnectionConfig;
+///
+/// let explicit = ConnectionConfig::new("db", "/tmp/my-app/db.sock");
+/// assert_eq!(explicit.path.to_str(), Some("/tmp/my-app/db.sock"));
+///
+/// let by_name = ConnectionConfig::from_name("db");
+/// assert!(by_name.path.ends_with("db.sock"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnectionConfig {
+    /// The endpoint's name.
+    pub name: String,
+    /// The socket path.
+    pub path: PathBuf,
+}
+
+impl ConnectionConfig {
+    /// A config with an explicit socket path.
+    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        ConnectionConfig {
+            name: name.into(),
+            path: path.into(),
+        }
+    }
+
+    /// `<dir>/<name>.sock`, where `<dir>` is `$XDG_RUNTIME_DIR/lahja`, else
+    /// `<temp dir>/lahja-<uid>`. Serving creates the folder with mode 0700.
+    pub fn from_name(name: impl Into<String>) -> Self {
+        let name = name.into();
+        let path = runtime_dir().join(format!("{name}.sock"));
+        ConnectionConfig { name, path }
+    }
+}
+
+/// The per-user folder that [`ConnectionConfig::from_name`] uses.
+pub(crate) fn runtime_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("lahja"),
+        // SAFETY: getuid has no preconditions and cannot fail.
+        _ => std::env::temp_dir().join(format!("lahja-{}", unsafe { libc::getuid() })),
+    }
+}
+
+/// Buffer sizes and timeouts of one endpoint.
+///
+/// ```
+/// use lahja::EndpointOptions;
+///
+/// let options = EndpointOptions { queue_bytes: 1 << 20, ..Default::default() };
+/// assert_eq!(options.max_frame_bytes, 16 << 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointOptions {
+    /// Outgoing bytes buffered per peer before `broadcast` waits (a single
+    /// larger frame is still sent, alone). Default 4 MiB.
+    pub queue_bytes: usize,
+    /// Events buffered per local stream before `broadcast` waits. Default 1024.
+    pub stream_capacity: usize,
+    /// The largest frame accepted or sent. Default 16 MiB.
+    pub max_frame_bytes: usize,
+    /// Event bodies of at least this many bytes are compressed with snappy.
+    /// Default 1 KiB.
+    pub compress_above: usize,
+    /// How long a new connection may take to say hello. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// How long `connect_to_endpoints` retries a missing or refusing socket.
+    /// Default 10 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        EndpointOptions {
+            queue_bytes: 4 << 20,
+            stream_capacity: 1024,
+            max_frame_bytes: 16 << 20,
+            compress_above: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The identity of one outgoing request, unique per endpoint.
+///
+/// It appears in [`BroadcastConfig::filter_event_id`] of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId(pub(crate) u64);
+
+/// How one broadcast is routed.
+///
+/// The default reaches every subscribed endpoint, the sender included, and
+/// fails with [`Error::NoSubscribers`](crate::Error::NoSubscribers) when
+/// there is none.
+///
+/// ```
+/// use lahja::BroadcastConfig;
+///
+/// let to_one = BroadcastConfig::to("client-a");
+/// assert_eq!(to_one.filter_endpoint.as_deref(), Some("client-a"));
+///
+/// let local_only = BroadcastConfig::default().internal().require_subscriber(false);
+/// assert!(local_only.internal && !local_only.require_subscriber);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastConfig {
+    /// Deliver only to the endpoint with this name (which may be the sender).
+    pub filter_endpoint: Option<String>,
+    /// Marks a response: it goes to this request's pending entry, regardless
+    /// of subscriptions, and never to ordinary subscribers.
+    pub filter_event_id: Option<RequestId>,
+    /// Never leave this process.
+    pub internal: bool,
+    /// Fail with `NoSubscribers` when no reachable endpoint subscribes.
+    pub require_subscriber: bool,
+}
+
+impl Default for BroadcastConfig {
+    fn default() -> Self {
+        BroadcastConfig {
+            filter_endpoint: None,
+            filter_event_id: None,
+            internal: false,
+            require_subscriber: true,
+        }
+    }
+}
+
+impl BroadcastConfig {
+    /// Deliver only to `endpoint_name`.
+    pub fn to(endpoint_name: impl Into<String>) -> Self {
+        BroadcastConfig {
+            filter_endpoint: Some(endpoint_name.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Keep the broadcast inside this process.
+    pub fn internal(mut self) -> Self {
+        self.internal = true;
+        self
+    }
+
+    /// Whether to fail with `NoSubscribers` when nobody would receive it.
+    pub fn require_subscriber(mut self, require: bool) -> Self {
+        self.require_subscriber = require;
+        self
+    }
+}

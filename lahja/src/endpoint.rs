@@ -1,0 +1,533 @@
+//! [`Endpoint`]: the typed API over the shared core.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::request::{Ticket, into_response};
+use crate::shared::Shared;
+use crate::sink::{CallbackSink, RequestSink, StreamSink};
+use crate::{
+    BroadcastConfig, EndpointOptions, Event, EventId, EventStream, OriginStream, Request,
+    RequestStream, Result, Subscription, registry,
+};
+
+/// A named participant of the bus.
+///
+/// Cheap to clone: all clones are the same endpoint. Use it from inside a
+/// tokio runtime (current-thread or multi-thread); it is `Send + Sync` and
+/// every future it returns is `Send`. Dropping the last clone stops it, best
+/// effort; [`stop`](Self::stop) is the reliable way. A clone captured by
+/// one of its own callbacks keeps it alive until that subscription is
+/// dropped.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lahja::Result<()> {
+/// use lahja::{Endpoint, Event};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// #[request(response = PeerCount)]
+/// struct GetPeerCount;
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// struct PeerCount(usize);
+///
+/// let endpoint = Endpoint::run("endpoint-doc").await?;
+/// endpoint.handle_requests(|_: GetPeerCount| async { PeerCount(3) }).detach();
+/// let PeerCount(n) = endpoint.request(GetPeerCount).await?; // typed: a `PeerCount`
+/// assert_eq!(n, 3);
+/// endpoint.stop().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Endpoint {
+    handle: Arc<Handle>,
+}
+
+/// The user-facing owner: when the last clone goes, the endpoint stops.
+/// Internal guards and tasks hold `Shared`, never this.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.shutdown();
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.name())
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+impl Endpoint {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// Starts a running endpoint that does not listen for connections.
+    ///
+    /// Fails with [`Error::DuplicateEventId`](crate::Error::DuplicateEventId) if two linked event types
+    /// share a wire ID.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// let endpoint = lahja::Endpoint::run("run-doc").await?;
+    /// assert!(endpoint.is_running());
+    /// endpoint.stop().await;
+    /// assert!(!endpoint.is_running());
+    /// # Ok(()) }
+    /// ```
+    pub async fn run(name: impl Into<String>) -> Result<Endpoint> {
+        Self::run_with(name, EndpointOptions::default()).await
+    }
+
+    /// [`run`](Self::run) with explicit options. A `stream_capacity` of 0
+    /// is taken as 1.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{Endpoint, EndpointOptions};
+    ///
+    /// let options = EndpointOptions { stream_capacity: 16, ..Default::default() };
+    /// let endpoint = Endpoint::run_with("run-with-doc", options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_with(
+        name: impl Into<String>,
+        mut options: EndpointOptions,
+    ) -> Result<Endpoint> {
+        registry::check()?;
+        options.stream_capacity = options.stream_capacity.max(1);
+        let name: Arc<str> = name.into().into();
+        Ok(Endpoint {
+            handle: Arc::new(Handle {
+                shared: Shared::new(name, options),
+            }),
+        })
+    }
+
+    /// The endpoint's name.
+    pub fn name(&self) -> &str {
+        &self.shared().name
+    }
+
+    /// Whether the endpoint runs (false once stopped).
+    pub fn is_running(&self) -> bool {
+        self.shared().is_running()
+    }
+
+    /// Whether the endpoint listens on a socket.
+    pub fn is_serving(&self) -> bool {
+        false
+    }
+
+    /// The socket path it listens on, when serving.
+    pub fn ipc_path(&self) -> Option<&Path> {
+        None
+    }
+
+    /// Stops the endpoint: ends its streams, fails its pending requests and
+    /// waits with `Error::Lifecycle`. Idempotent.
+    pub async fn stop(&self) {
+        self.shared().shutdown();
+    }
+
+    // ----- broadcasting -------------------------------------------------
+
+    /// Broadcasts to every subscribed endpoint, itself included.
+    ///
+    /// Returns once every local target has the event (callbacks called,
+    /// streams buffered), waiting while a target stream is full. Fails with
+    /// [`Error::NoSubscribers`](crate::Error::NoSubscribers) when nobody is subscribed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{Endpoint, Event};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// struct BlockImported { number: u64 }
+    ///
+    /// let endpoint = Endpoint::run("broadcast-doc").await?;
+    /// endpoint.subscribe(|e: BlockImported| println!("block {}", e.number)).detach();
+    /// endpoint.broadcast(BlockImported { number: 1 }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn broadcast<E: Event>(&self, event: E) -> Result<()> {
+        self.broadcast_with(event, BroadcastConfig::default()).await
+    }
+
+    /// [`broadcast`](Self::broadcast) routed by `config`. A config with
+    /// `filter_event_id` sends a response to its request (see
+    /// [`IncomingRequest::config`](crate::IncomingRequest::config)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{BroadcastConfig, Endpoint, Event};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// struct Note;
+    ///
+    /// let endpoint = Endpoint::run("broadcast-with-doc").await?;
+    /// // Nobody listens, and that is fine here.
+    /// endpoint.broadcast_with(Note, BroadcastConfig::default().require_subscriber(false)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn broadcast_with<E: Event>(&self, event: E, config: BroadcastConfig) -> Result<()> {
+        let shared = self.shared();
+        if let Some(request) = config.filter_event_id {
+            return shared.send_response(event, config.filter_endpoint.as_deref(), request);
+        }
+        let route = shared.route(E::ID, E::NAME, &config)?;
+        shared.deliver(&route, &event, None).await;
+        Ok(())
+    }
+
+    /// Broadcasts without waiting. Where a target's stream is full it
+    /// returns [`Error::QueueFull`](crate::Error::QueueFull) naming it; the targets with room still
+    /// get the event.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{Endpoint, Event};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// struct Tick;
+    ///
+    /// let endpoint = Endpoint::run("nowait-doc").await?;
+    /// let mut ticks = endpoint.stream::<Tick>();
+    /// endpoint.broadcast_nowait(Tick)?;
+    /// assert!(ticks.next().await.is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn broadcast_nowait<E: Event>(&self, event: E) -> Result<()> {
+        self.broadcast_nowait_with(event, BroadcastConfig::default())
+    }
+
+    /// [`broadcast_nowait`](Self::broadcast_nowait) routed by `config`.
+    pub fn broadcast_nowait_with<E: Event>(&self, event: E, config: BroadcastConfig) -> Result<()> {
+        let shared = self.shared();
+        if let Some(request) = config.filter_event_id {
+            return shared.send_response(event, config.filter_endpoint.as_deref(), request);
+        }
+        let route = shared.route(E::ID, E::NAME, &config)?;
+        shared.deliver_nowait(&route, &event)
+    }
+
+    // ----- requests -----------------------------------------------------
+
+    /// Sends a request and waits for its typed answer.
+    ///
+    /// It is routed like a broadcast; the first answer wins. It fails with
+    /// [`Error::RequestDropped`](crate::Error::RequestDropped) when every endpoint it reached dropped it
+    /// (or has no `stream_requests`/`handle_requests` for it), with
+    /// [`Error::UnexpectedResponse`](crate::Error::UnexpectedResponse) when answered with another type, and
+    /// with [`Error::Lifecycle`](crate::Error::Lifecycle) if this endpoint stops. Dropping the
+    /// future cancels the request.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{Endpoint, Event};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// #[request(response = Pong)]
+    /// struct Ping(u32);
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// struct Pong(u32);
+    ///
+    /// let endpoint = Endpoint::run("request-doc").await?;
+    /// let _answers = endpoint.handle_requests(|Ping(n)| async move { Pong(n + 1) });
+    /// let Pong(n) = endpoint.request(Ping(1)).await?;
+    /// assert_eq!(n, 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn request<R: Request>(&self, request: R) -> Result<R::Response> {
+        self.request_with(request, BroadcastConfig::default()).await
+    }
+
+    /// [`request`](Self::request) routed by `config` (`filter_endpoint`,
+    /// `internal`, `require_subscriber`; `filter_event_id` is ignored).
+    /// With `require_subscriber(false)` and no target at all, it waits until
+    /// cancelled or the endpoint stops.
+    pub async fn request_with<R: Request>(
+        &self,
+        request: R,
+        mut config: BroadcastConfig,
+    ) -> Result<R::Response> {
+        config.filter_event_id = None;
+        let shared = self.shared();
+        let route = shared.route(R::ID, R::NAME, &config)?;
+        let (id, answer, _pending) = shared.register_request(shared.targets(&route));
+        let ticket = route
+            .reaches_self()
+            .then(|| Ticket::new(id, shared.name.clone(), shared));
+        shared.deliver(&route, &request, ticket.as_ref()).await;
+        // From here on only the answerers hold the ticket: when the last one
+        // drops it unanswered, the request fails with RequestDropped.
+        drop(ticket);
+        match answer.await {
+            Ok(outcome) => into_response::<R>(outcome, self.name()),
+            Err(_) => Err(shared.lifecycle("stopped while a request was pending")),
+        }
+    }
+
+    /// Requests of type `R` to answer, subscribed from this call on.
+    ///
+    /// See [`IncomingRequest`](crate::IncomingRequest) for an example.
+    pub fn stream_requests<R: Request>(&self) -> RequestStream<R> {
+        let (tx, rx) = mpsc::channel(self.shared().options.stream_capacity);
+        let guard = self.shared().add_sink(R::ID, Arc::new(RequestSink { tx }));
+        RequestStream::new(rx, guard)
+    }
+
+    /// Answers every request of type `R` with `handler`, each in its own
+    /// task, until the returned [`Subscription`] is dropped.
+    ///
+    /// A handler that panics is contained: the requester gets
+    /// [`Error::RequestDropped`](crate::Error::RequestDropped) (once no other endpoint can answer).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{Endpoint, Event};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// #[request(response = Sum)]
+    /// struct Add(u32, u32);
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// struct Sum(u32);
+    ///
+    /// let endpoint = Endpoint::run("handle-doc").await?;
+    /// let subscription = endpoint.handle_requests(|Add(a, b)| async move { Sum(a + b) });
+    /// assert_eq!(endpoint.request(Add(2, 3)).await?.0, 5);
+    /// drop(subscription);
+    /// assert!(endpoint.request(Add(2, 3)).await.is_err()); // nobody answers now
+    /// # Ok(()) }
+    /// ```
+    pub fn handle_requests<R, F, Fut>(&self, handler: F) -> Subscription
+    where
+        R: Request,
+        F: Fn(R) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R::Response> + Send + 'static,
+    {
+        let shared = self.shared();
+        let (tx, mut requests) = mpsc::channel(shared.options.stream_capacity);
+        let guard = shared.add_sink(R::ID, Arc::new(RequestSink::<R> { tx }));
+        let runtime = shared.runtime.clone();
+        // Ends when the subscription is dropped (the sink, and so the
+        // channel's sender, goes away) or the endpoint stops.
+        shared.runtime.spawn(async move {
+            while let Some(incoming) = requests.recv().await {
+                let (request, ticket) = incoming.into_parts();
+                match catch_unwind(AssertUnwindSafe(|| handler(request))) {
+                    Ok(answer) => {
+                        // A panic in `answer` drops the ticket unanswered:
+                        // the requester is told, the endpoint goes on.
+                        runtime.spawn(async move {
+                            if let Err(error) = ticket.answer(answer.await).await {
+                                tracing::debug!(%error, "could not send a response");
+                            }
+                        });
+                    }
+                    Err(_) => tracing::warn!(
+                        request = R::NAME,
+                        "a request handler panicked; the request is dropped"
+                    ),
+                }
+            }
+        });
+        Subscription::new(guard)
+    }
+
+    // ----- subscribing --------------------------------------------------
+
+    /// Calls `handler` with every event of type `E`, inline during the
+    /// broadcast that delivers it, until the [`Subscription`] is dropped. A
+    /// panicking handler is logged and contained.
+    ///
+    /// See [`Subscription`] for an example.
+    pub fn subscribe<E: Event>(&self, handler: impl Fn(E) + Send + Sync + 'static) -> Subscription {
+        let sink = CallbackSink {
+            callback: Box::new(handler),
+        };
+        Subscription::new(self.shared().add_sink(E::ID, Arc::new(sink)))
+    }
+
+    /// Every event of type `E` from this call on, buffered up to
+    /// `stream_capacity`; a full stream makes `broadcast` wait.
+    ///
+    /// See [`EventStream`] for an example.
+    pub fn stream<E: Event>(&self) -> EventStream<E> {
+        let (tx, rx) = mpsc::channel(self.shared().options.stream_capacity);
+        let guard = self.shared().add_sink(E::ID, Arc::new(StreamSink { tx }));
+        EventStream::new(rx, guard)
+    }
+
+    /// Like [`stream`](Self::stream), yielding `(origin, event)`.
+    ///
+    /// See [`OriginStream`] for an example.
+    pub fn stream_with_origin<E: Event>(&self) -> OriginStream<E> {
+        self.stream::<E>().with_origin()
+    }
+
+    /// The next event of type `E` (subscribed when first polled). Fails
+    /// with [`Error::Lifecycle`](crate::Error::Lifecycle) if the endpoint stops first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{Endpoint, Event};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// struct Ready;
+    ///
+    /// let endpoint = Endpoint::run("wait-for-doc").await?;
+    /// let waiter = tokio::spawn({
+    ///     let endpoint = endpoint.clone();
+    ///     async move { endpoint.wait_for::<Ready>().await }
+    /// });
+    /// endpoint.wait_until_any_endpoint_subscribed_to::<Ready>().await?;
+    /// endpoint.broadcast(Ready).await?;
+    /// waiter.await.unwrap()?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for<E: Event>(&self) -> Result<E> {
+        let mut events = self.stream::<E>();
+        events.next().await.ok_or_else(|| {
+            self.shared()
+                .lifecycle("stopped while waiting for an event")
+        })
+    }
+
+    // ----- connections and subscriptions --------------------------------
+
+    /// The IDs this endpoint is subscribed to (by any stream, callback,
+    /// `wait_for` or request handler).
+    pub fn get_subscribed_events(&self) -> HashSet<EventId> {
+        self.shared().state().subscribed_ids()
+    }
+
+    /// Every connected endpoint, this one first, with its subscriptions.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// let endpoint = lahja::Endpoint::run("connected-doc").await?;
+    /// let all = endpoint.get_connected_endpoints_and_subscriptions();
+    /// assert_eq!(all[0].0, "connected-doc"); // an endpoint counts itself
+    /// # Ok(()) }
+    /// ```
+    pub fn get_connected_endpoints_and_subscriptions(&self) -> Vec<(String, HashSet<EventId>)> {
+        vec![(self.name().to_owned(), self.get_subscribed_events())]
+    }
+
+    /// Whether `name` is connected (an endpoint is connected to itself).
+    pub fn is_connected_to(&self, name: &str) -> bool {
+        name == self.name()
+    }
+
+    /// Waits until `name` is connected.
+    pub async fn wait_until_connected_to(&self, name: &str) -> Result<()> {
+        let own = name == self.name();
+        let shared = self.shared();
+        shared
+            .wait_until(&shared.connections_changed, |_| own)
+            .await
+    }
+
+    /// Waits for the next connection or disconnection.
+    pub async fn wait_until_connections_change(&self) -> Result<()> {
+        let shared = self.shared();
+        shared.wait_next(&shared.connections_changed).await
+    }
+
+    /// Whether endpoint `remote` (possibly this one) subscribes to `E`.
+    pub fn is_endpoint_subscribed_to<E: Event>(&self, remote: &str) -> bool {
+        remote == self.name() && self.shared().state().is_subscribed(E::ID)
+    }
+
+    /// Whether any connected endpoint, this one included, subscribes to `E`.
+    pub fn is_any_endpoint_subscribed_to<E: Event>(&self) -> bool {
+        self.shared().state().is_subscribed(E::ID)
+    }
+
+    /// Whether every connected endpoint subscribes to `E` (this one only
+    /// with `include_self`; vacuously true without peers and without self).
+    pub fn are_all_endpoints_subscribed_to<E: Event>(&self, include_self: bool) -> bool {
+        !include_self || self.shared().state().is_subscribed(E::ID)
+    }
+
+    /// Waits until endpoint `remote` subscribes to `E`.
+    pub async fn wait_until_endpoint_subscribed_to<E: Event>(&self, remote: &str) -> Result<()> {
+        let own = remote == self.name();
+        let shared = self.shared();
+        shared
+            .wait_until(&shared.subscriptions_changed, |state| {
+                own && state.is_subscribed(E::ID)
+            })
+            .await
+    }
+
+    /// Waits until any connected endpoint, this one included, subscribes to `E`.
+    pub async fn wait_until_any_endpoint_subscribed_to<E: Event>(&self) -> Result<()> {
+        let shared = self.shared();
+        shared
+            .wait_until(&shared.subscriptions_changed, |state| {
+                state.is_subscribed(E::ID)
+            })
+            .await
+    }
+
+    /// Waits until every connected endpoint subscribes to `E` (see
+    /// [`are_all_endpoints_subscribed_to`](Self::are_all_endpoints_subscribed_to)).
+    pub async fn wait_until_all_endpoints_subscribed_to<E: Event>(
+        &self,
+        include_self: bool,
+    ) -> Result<()> {
+        let shared = self.shared();
+        shared
+            .wait_until(&shared.subscriptions_changed, |state| {
+                !include_self || state.is_subscribed(E::ID)
+            })
+            .await
+    }
+
+    /// Waits for the next change of any endpoint's subscriptions, this
+    /// one's included, or of the connections.
+    pub async fn wait_until_endpoint_subscriptions_change(&self) -> Result<()> {
+        let shared = self.shared();
+        shared.wait_next(&shared.subscriptions_changed).await
+    }
+
+    /// How many of this endpoint's requests are waiting for an answer
+    /// (for tests and diagnostics).
+    pub fn pending_requests(&self) -> usize {
+        self.shared().state().pending_count()
+    }
+}

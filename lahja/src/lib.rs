@@ -1,0 +1,156 @@
+//! A typed, multi-process event bus.
+//!
+//! Processes run [`Endpoint`]s that broadcast events, subscribe to them
+//! (callbacks, streams, `wait_for`) and make typed request/response calls.
+//! It is a Rust counterpart of the Python library
+//! [lahja](https://github.com/ethereum/lahja), checked at compile time:
+//! a request names its response type, and answering with another type does
+//! not compile.
+//!
+//! # Declaring events
+//!
+//! ```
+//! use lahja::Event;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! pub struct BlockImported { pub number: u64 }
+//!
+//! // A request names its response type; the pair is checked at compile time.
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! #[request(response = PeerCount)]
+//! pub struct GetPeerCount;
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! pub struct PeerCount(pub usize);
+//!
+//! // The wire name can be pinned, so a type can move between modules or
+//! // crates without changing its wire ID.
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! #[event(name = "trinity.NewBlock")]
+//! pub struct NewBlock { pub hash: [u8; 32] }
+//! ```
+//!
+//! `#[derive(Event)]` implements [`Event`] (a stable wire name and
+//! [`EventId`], and a schema fingerprint) and registers the type in the
+//! [`registry`]. Structs and enums are accepted; unions and generic types
+//! are compile errors. Field types are whatever serde can carry in a
+//! non-self-describing format: no `#[serde(flatten)]`, no `untagged` enums.
+//!
+//! # Using an endpoint
+//!
+//! ```
+//! # use lahja::Event;
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! # #[request(response = PeerCount)]
+//! # pub struct GetPeerCount;
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! # pub struct PeerCount(pub usize);
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! # pub struct BlockImported { pub number: u64 }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> lahja::Result<()> {
+//! use lahja::Endpoint;
+//!
+//! let endpoint = Endpoint::run("node").await?;
+//!
+//! // Answer requests...
+//! let _answers = endpoint.handle_requests(|_: GetPeerCount| async { PeerCount(8) });
+//! // ...and make them: the answer is a `PeerCount`, checked by the compiler.
+//! let PeerCount(peers) = endpoint.request(GetPeerCount).await?;
+//! assert_eq!(peers, 8);
+//!
+//! // Streams are bounded; a full stream makes `broadcast` wait.
+//! let mut blocks = endpoint.stream::<BlockImported>();
+//! endpoint.broadcast(BlockImported { number: 1 }).await?;
+//! assert_eq!(blocks.next().await.unwrap().number, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! # Delivery rules
+//!
+//! * **Order**: events from one endpoint to another arrive in the order sent.
+//! * **When `broadcast` returns**, every local target has the event
+//!   (callbacks have been called, streams have it buffered).
+//! * **Bounded everywhere**: each stream buffers at most
+//!   [`EndpointOptions::stream_capacity`] events and `broadcast` waits while
+//!   a target stream is full. Consequence: a task that awaits a request while
+//!   leaving a full stream of the same sender undrained stalls that sender.
+//! * [`Endpoint::broadcast_nowait`] never waits: a full target gives
+//!   [`Error::QueueFull`] and the targets with room still get the event.
+//! * **`NoSubscribers`**: with `require_subscriber` (the default), a
+//!   broadcast or request that no reachable endpoint (the sender included)
+//!   subscribes to fails. Responses are exempt.
+//! * **Requests** go to every subscribed endpoint; only
+//!   [`Endpoint::stream_requests`] and [`Endpoint::handle_requests`] answer,
+//!   the first answer wins, and when every target dropped it the request
+//!   fails with [`Error::RequestDropped`] instead of hanging. A response goes
+//!   only to its request, not to ordinary subscribers of its type.
+//! * **Cancellation**: dropping a stream, a `wait_for` or a `request` future
+//!   removes its subscription or pending entry at once.
+//! * A panicking callback or handler is logged and contained.
+
+#![deny(missing_docs)]
+#![warn(unreachable_pub, missing_debug_implementations)]
+#![doc(test(attr(deny(warnings))))]
+
+mod codec;
+mod config;
+mod endpoint;
+mod error;
+mod event;
+pub mod registry;
+mod request;
+mod shared;
+mod sink;
+mod stream;
+mod subscription;
+
+pub use config::{BroadcastConfig, ConnectionConfig, EndpointOptions, RequestId};
+pub use endpoint::Endpoint;
+pub use error::{Error, Result};
+pub use event::{Event, EventId, Request};
+pub use request::IncomingRequest;
+pub use stream::{EventStream, OriginStream, RequestStream};
+pub use subscription::Subscription;
+
+/// `#[derive(Event)]`: implements [`Event`] (and [`Request`] with
+/// `#[request(response = T)]`) and registers the type.
+///
+/// Helper attributes:
+/// * `#[event(name = "...")]` pins the wire name (and so the [`EventId`]).
+/// * `#[request(response = T)]` makes the type a request answered by `T`.
+///
+/// ```
+/// use lahja::{Event, Request};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// #[event(name = "example.Ping")]
+/// #[request(response = Pong)]
+/// struct Ping;
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// enum Pong { Ok, Busy { retry_ms: u32 } }
+///
+/// assert_eq!(Ping::NAME, "example.Ping");
+/// ```
+pub use lahja_derive::Event;
+
+/// What the derive's generated code names. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::registry::EventInfo;
+    pub use inventory;
+
+    /// The registry entry of an event.
+    pub const fn event_info<E: crate::Event>(rust_type: &'static str) -> EventInfo {
+        crate::registry::event_info::<E>(rust_type)
+    }
+
+    /// The registry entry of a request.
+    pub const fn request_info<R: crate::Request>(rust_type: &'static str) -> EventInfo {
+        crate::registry::request_info::<R>(rust_type)
+    }
+}

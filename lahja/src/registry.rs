@@ -1,0 +1,140 @@
+//! Every event type linked into the binary, by wire ID.
+//!
+//! `#[derive(Event)]` registers each type with the `inventory` crate before
+//! `main` runs. The registry is how an endpoint names an ID that arrived
+//! from the wire and checks that a response has the type its request
+//! expects.
+//!
+//! ```
+//! use lahja::{Event, registry};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! #[event(name = "docs.Hello")]
+//! struct Hello;
+//!
+//! let info = registry::lookup(Hello::ID).expect("registered");
+//! assert_eq!(info.name, "docs.Hello");
+//! assert!(info.rust_type.ends_with("::Hello"));
+//! assert!(registry::all().any(|i| i.id == Hello::ID));
+//! ```
+//!
+//! # Types from other crates
+//!
+//! A type registered in a dependency crate is only linked, and so only
+//! registered, when the binary references that crate. A process that only
+//! forwards IDs of a crate's types should still write `use that_crate as _;`.
+//!
+//! # Duplicate IDs
+//!
+//! Two linked types with the same ID (two types pinned to one name, two
+//! semver-incompatible versions of one crate, or a 64-bit hash collision)
+//! make every endpoint creation fail with
+//! [`Error::DuplicateEventId`](crate::Error::DuplicateEventId).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::{Error, Event, EventId, Request, Result};
+
+/// What the registry knows of one event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventInfo {
+    /// The wire ID, `EventId::of(name)`.
+    pub id: EventId,
+    /// The wire name ([`Event::NAME`]).
+    pub name: &'static str,
+    /// The Rust path of the type, even when the wire name is pinned.
+    pub rust_type: &'static str,
+    /// The schema fingerprint ([`Event::SCHEMA`]).
+    pub schema: u64,
+    /// For a request, the ID of its response type.
+    pub response: Option<EventId>,
+}
+
+inventory::collect!(EventInfo);
+
+/// Every registered event type, in no particular order.
+///
+/// ```
+/// // lahja registers no events of its own, so this lists the user's types.
+/// for info in lahja::registry::all() {
+///     println!("{} = {}", info.name, info.id);
+/// }
+/// ```
+pub fn all() -> impl Iterator<Item = &'static EventInfo> {
+    inventory::iter::<EventInfo>.into_iter()
+}
+
+/// The registered type with this ID (with duplicates, one of them).
+///
+/// ```
+/// assert!(lahja::registry::lookup(lahja::EventId::of("no.such.Event")).is_none());
+/// ```
+pub fn lookup(id: EventId) -> Option<&'static EventInfo> {
+    table().by_id.get(&id).copied()
+}
+
+struct Table {
+    by_id: HashMap<EventId, &'static EventInfo>,
+    /// The first collision found, names sorted so the message is stable.
+    duplicate: Option<(EventId, &'static str, &'static str)>,
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut by_id = HashMap::new();
+        let mut duplicate = None;
+        for info in all() {
+            if let Some(first) = by_id.insert(info.id, info) {
+                let (a, b) = if first.rust_type <= info.rust_type {
+                    (first.rust_type, info.rust_type)
+                } else {
+                    (info.rust_type, first.rust_type)
+                };
+                duplicate.get_or_insert((info.id, a, b));
+            }
+        }
+        Table { by_id, duplicate }
+    })
+}
+
+/// Fails with [`Error::DuplicateEventId`] if two linked types share an ID.
+pub(crate) fn check() -> Result<()> {
+    match table().duplicate {
+        Some((id, first, second)) => Err(Error::DuplicateEventId {
+            id,
+            first: first.to_owned(),
+            second: second.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A human name for an ID: the registered wire name, else the raw ID.
+pub(crate) fn describe(id: EventId) -> String {
+    match lookup(id) {
+        Some(info) => info.name.to_owned(),
+        None => format!("unregistered event {id}"),
+    }
+}
+
+/// The registry entry of an event (used by the derive).
+pub(crate) const fn event_info<E: Event>(rust_type: &'static str) -> EventInfo {
+    EventInfo {
+        id: E::ID,
+        name: E::NAME,
+        rust_type,
+        schema: E::SCHEMA,
+        response: None,
+    }
+}
+
+/// The registry entry of a request (used by the derive).
+pub(crate) const fn request_info<R: Request>(rust_type: &'static str) -> EventInfo {
+    EventInfo {
+        response: Some(<R::Response as Event>::ID),
+        ..event_info::<R>(rust_type)
+    }
+}

@@ -1,0 +1,216 @@
+//! Requests in flight: the requester's pending entries and the answering
+//! side's [`IncomingRequest`].
+//!
+//! Each endpoint that receives a request makes one [`Ticket`] for it, shared
+//! by every local answerer. The first answer wins; when the last copy is
+//! dropped unanswered, the ticket tells the requester that this endpoint
+//! dropped it. The requester keeps the set of endpoints that could still
+//! answer and fails at once when it runs empty.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use tokio::sync::oneshot;
+
+use crate::shared::Shared;
+use crate::{BroadcastConfig, Error, Event, EventId, Request, RequestId, Result, registry};
+
+/// A response on its way to the requester.
+pub(crate) struct Reply {
+    pub(crate) event_id: EventId,
+    pub(crate) value: Box<dyn Any + Send>,
+}
+
+/// How a request ended, as told to the waiting `request()` call.
+pub(crate) enum Outcome {
+    Reply(Reply),
+    /// Every target gave up and at least one dropped it.
+    Dropped,
+    /// Every target gave up by disconnecting; the last one is named.
+    Disconnected(Arc<str>),
+    /// The requesting endpoint stopped.
+    Stopped,
+}
+
+/// A request waiting for its answer.
+pub(crate) struct Pending {
+    pub(crate) tx: oneshot::Sender<Outcome>,
+    /// The endpoints that received it and have not given up yet.
+    pub(crate) targets: HashSet<Arc<str>>,
+    pub(crate) any_dropped: bool,
+}
+
+/// How a target gave up on a request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum GaveUp {
+    Dropped,
+    // Constructed by the socket transport when a peer goes away.
+    #[allow(dead_code)]
+    Disconnected,
+}
+
+/// Turns the outcome of a request for `R` into its typed result.
+pub(crate) fn into_response<R: Request>(outcome: Outcome, endpoint: &str) -> Result<R::Response> {
+    match outcome {
+        Outcome::Reply(reply) if reply.event_id == <R::Response as Event>::ID => reply
+            .value
+            .downcast::<R::Response>()
+            .map(|boxed| *boxed)
+            .map_err(|_| Error::Codec(format!("response to `{}` has a foreign type", R::NAME))),
+        Outcome::Reply(reply) => Err(Error::UnexpectedResponse {
+            request: R::NAME,
+            expected: <R::Response as Event>::NAME,
+            got: registry::describe(reply.event_id),
+        }),
+        Outcome::Dropped => Err(Error::RequestDropped { request: R::NAME }),
+        Outcome::Disconnected(peer) => Err(Error::RemoteDisconnected {
+            endpoint: peer.to_string(),
+        }),
+        Outcome::Stopped => Err(Error::Lifecycle {
+            endpoint: endpoint.to_owned(),
+            reason: "stopped while a request was pending",
+        }),
+    }
+}
+
+/// One receiving endpoint's hold on one request.
+pub(crate) struct Ticket {
+    id: RequestId,
+    requester: Arc<str>,
+    responder: Weak<Shared>,
+    answered: AtomicBool,
+}
+
+impl Ticket {
+    pub(crate) fn new(id: RequestId, requester: Arc<str>, responder: &Arc<Shared>) -> Arc<Self> {
+        Arc::new(Ticket {
+            id,
+            requester,
+            responder: Arc::downgrade(responder),
+            answered: AtomicBool::new(false),
+        })
+    }
+
+    /// Sends `response` to the requester (a second answer is discarded there).
+    pub(crate) async fn answer<E: Event>(&self, response: E) -> Result<()> {
+        self.answered.store(true, Ordering::Release);
+        let shared = self.responder.upgrade().ok_or_else(|| Error::Lifecycle {
+            endpoint: String::new(),
+            reason: "the answering endpoint was dropped",
+        })?;
+        shared.send_response(response, Some(&self.requester), self.id)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.answered.load(Ordering::Acquire) {
+            if let Some(shared) = self.responder.upgrade() {
+                shared.request_dropped(&self.requester, self.id);
+            }
+        }
+    }
+}
+
+/// A request to answer, from [`Endpoint::stream_requests`](crate::Endpoint::stream_requests).
+///
+/// It derefs to the request. Answer it with [`respond`](Self::respond);
+/// dropping it unanswered tells the requester (`Error::RequestDropped` once
+/// no other endpoint can answer).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lahja::Result<()> {
+/// use lahja::{Endpoint, Event};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// #[request(response = Doubled)]
+/// struct Double(u64);
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// struct Doubled(u64);
+///
+/// let endpoint = Endpoint::run("incoming-doc").await?;
+/// let mut requests = endpoint.stream_requests::<Double>();
+/// tokio::spawn(async move {
+///     while let Some(request) = requests.next().await {
+///         let answer = Doubled(request.0 * 2); // `request` derefs to `Double`
+///         request.respond(answer).await.ok();
+///     }
+/// });
+/// assert_eq!(endpoint.request(Double(21)).await?.0, 42);
+/// # Ok(()) }
+/// ```
+pub struct IncomingRequest<R> {
+    request: R,
+    origin: Arc<str>,
+    ticket: Arc<Ticket>,
+}
+
+impl<R: Request> IncomingRequest<R> {
+    pub(crate) fn new(request: R, origin: Arc<str>, ticket: Arc<Ticket>) -> Self {
+        IncomingRequest {
+            request,
+            origin,
+            ticket,
+        }
+    }
+
+    /// The name of the endpoint that sent the request.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The identity of the request at its requester.
+    pub fn id(&self) -> RequestId {
+        self.ticket.id
+    }
+
+    /// The config that routes an answer back to the requester, for
+    /// answering with `broadcast_with` (which, unlike [`respond`](Self::respond),
+    /// accepts any type and so can produce `UnexpectedResponse`).
+    pub fn config(&self) -> BroadcastConfig {
+        BroadcastConfig {
+            filter_endpoint: Some(self.ticket.requester.to_string()),
+            filter_event_id: Some(self.ticket.id),
+            ..BroadcastConfig::default()
+        }
+    }
+
+    /// Answers the request. Only the first answer reaches the requester.
+    pub async fn respond(self, response: R::Response) -> Result<()> {
+        self.ticket.answer(response).await
+    }
+
+    /// The request and the ticket that answers it.
+    pub(crate) fn into_parts(self) -> (R, Arc<Ticket>) {
+        (self.request, self.ticket)
+    }
+
+    /// Takes the request out, dropping the right to answer it.
+    pub fn into_inner(self) -> R {
+        self.request
+    }
+}
+
+impl<R> Deref for IncomingRequest<R> {
+    type Target = R;
+    fn deref(&self) -> &R {
+        &self.request
+    }
+}
+
+impl<R: fmt::Debug> fmt::Debug for IncomingRequest<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IncomingRequest")
+            .field("request", &self.request)
+            .field("origin", &self.origin)
+            .field("id", &self.ticket.id)
+            .finish()
+    }
+}

@@ -1,0 +1,142 @@
+//! Local subscribers behind one untyped interface.
+//!
+//! Each sink was made by a typed call (`stream::<E>()`, `subscribe::<E>()`,
+//! `stream_requests::<R>()`), so it knows its type and downcasts the event
+//! it is offered. Local events are cloned, never encoded.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::request::{IncomingRequest, Ticket};
+use crate::{Event, Request};
+
+/// One event offered to the sinks of its ID.
+pub(crate) struct Delivery<'a> {
+    /// The name of the endpoint that sent it.
+    pub(crate) origin: &'a Arc<str>,
+    /// The event, of the sink's type (the router matched the ID).
+    pub(crate) event: &'a (dyn Any + Send + Sync),
+    /// Set when the event is a request made with `request()`.
+    pub(crate) ticket: Option<&'a Arc<Ticket>>,
+}
+
+/// The outcome of offering an event without waiting.
+pub(crate) enum Offer {
+    Delivered,
+    /// The sink's buffer is full; [`Sink::deliver`] would wait for room.
+    Full,
+}
+
+pub(crate) type WaitForRoom<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+pub(crate) trait Sink: Send + Sync {
+    /// Delivers if there is room; never waits.
+    fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer;
+    /// Delivers, waiting for room (the slow path, after `Full`).
+    fn deliver<'a>(&'a self, delivery: &'a Delivery<'a>) -> WaitForRoom<'a>;
+}
+
+fn downcast<E: Event>(delivery: &Delivery<'_>) -> E {
+    match delivery.event.downcast_ref::<E>() {
+        Some(event) => event.clone(),
+        // The router only offers an event to sinks of its own ID, and IDs
+        // are unique per type (checked at endpoint creation).
+        None => unreachable!("event routed to a sink of another type"),
+    }
+}
+
+/// A bounded channel: `stream`, `stream_with_origin` and `wait_for`.
+pub(crate) struct StreamSink<E> {
+    pub(crate) tx: mpsc::Sender<(Arc<str>, E)>,
+}
+
+impl<E: Event> Sink for StreamSink<E> {
+    fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer {
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                permit.send((delivery.origin.clone(), downcast(delivery)));
+                Offer::Delivered
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Offer::Full,
+            // The stream was dropped; its guard is removing this sink.
+            Err(mpsc::error::TrySendError::Closed(())) => Offer::Delivered,
+        }
+    }
+
+    fn deliver<'a>(&'a self, delivery: &'a Delivery<'a>) -> WaitForRoom<'a> {
+        Box::pin(async move {
+            if let Ok(permit) = self.tx.reserve().await {
+                permit.send((delivery.origin.clone(), downcast(delivery)));
+            }
+        })
+    }
+}
+
+/// A callback from `subscribe`, called inline; a panic is contained.
+pub(crate) struct CallbackSink<E> {
+    pub(crate) callback: Box<dyn Fn(E) + Send + Sync>,
+}
+
+impl<E: Event> Sink for CallbackSink<E> {
+    fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer {
+        let event = downcast::<E>(delivery);
+        if catch_unwind(AssertUnwindSafe(|| (self.callback)(event))).is_err() {
+            tracing::warn!(
+                event = E::NAME,
+                origin = %delivery.origin,
+                "a subscribe callback panicked; the endpoint goes on"
+            );
+        }
+        Offer::Delivered
+    }
+
+    fn deliver<'a>(&'a self, delivery: &'a Delivery<'a>) -> WaitForRoom<'a> {
+        self.try_deliver(delivery);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// A bounded channel of answerable requests: `stream_requests` and
+/// `handle_requests`. A plain broadcast of the request type (no ticket)
+/// cannot be answered and is not offered here.
+pub(crate) struct RequestSink<R> {
+    pub(crate) tx: mpsc::Sender<IncomingRequest<R>>,
+}
+
+impl<R: Request> RequestSink<R> {
+    fn incoming(delivery: &Delivery<'_>, ticket: &Arc<Ticket>) -> IncomingRequest<R> {
+        IncomingRequest::new(downcast(delivery), delivery.origin.clone(), ticket.clone())
+    }
+}
+
+impl<R: Request> Sink for RequestSink<R> {
+    fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer {
+        let Some(ticket) = delivery.ticket else {
+            return Offer::Delivered;
+        };
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                permit.send(Self::incoming(delivery, ticket));
+                Offer::Delivered
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Offer::Full,
+            Err(mpsc::error::TrySendError::Closed(())) => Offer::Delivered,
+        }
+    }
+
+    fn deliver<'a>(&'a self, delivery: &'a Delivery<'a>) -> WaitForRoom<'a> {
+        Box::pin(async move {
+            let Some(ticket) = delivery.ticket else {
+                return;
+            };
+            if let Ok(permit) = self.tx.reserve().await {
+                permit.send(Self::incoming(delivery, ticket));
+            }
+        })
+    }
+}

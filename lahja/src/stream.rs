@@ -1,0 +1,162 @@
+//! The receiving ends of local subscriptions: [`EventStream`],
+//! [`OriginStream`] and [`RequestStream`].
+//!
+//! Each holds the guard of its subscription: dropping the stream
+//! unsubscribes at once. Each ends (yields `None`) when the endpoint stops.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use tokio::sync::mpsc;
+
+use crate::IncomingRequest;
+use crate::shared::SinkGuard;
+
+/// Events of type `E`, from [`Endpoint::stream`](crate::Endpoint::stream).
+///
+/// A [`futures_core::Stream`]; `num_events` of lahja is `.take(n)` of
+/// `tokio_stream::StreamExt` or `futures::StreamExt`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lahja::Result<()> {
+/// use lahja::{Endpoint, Event};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// struct Tick(u32);
+///
+/// let endpoint = Endpoint::run("stream-doc").await?;
+/// let mut ticks = endpoint.stream::<Tick>(); // subscribed from here on
+/// endpoint.broadcast(Tick(1)).await?;
+/// assert_eq!(ticks.next().await, Some(Tick(1)));
+/// # Ok(()) }
+/// ```
+pub struct EventStream<E> {
+    rx: mpsc::Receiver<(Arc<str>, E)>,
+    guard: SinkGuard,
+}
+
+impl<E> EventStream<E> {
+    pub(crate) fn new(rx: mpsc::Receiver<(Arc<str>, E)>, guard: SinkGuard) -> Self {
+        EventStream { rx, guard }
+    }
+
+    /// The next event, or `None` once the endpoint stopped.
+    pub async fn next(&mut self) -> Option<E> {
+        self.rx.recv().await.map(|(_, event)| event)
+    }
+
+    /// Also yield the name of the endpoint that sent each event.
+    pub fn with_origin(self) -> OriginStream<E> {
+        OriginStream {
+            rx: self.rx,
+            guard: self.guard,
+        }
+    }
+}
+
+impl<E> Stream for EventStream<E> {
+    type Item = E;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<E>> {
+        self.get_mut()
+            .rx
+            .poll_recv(cx)
+            .map(|item| item.map(|(_, event)| event))
+    }
+}
+
+impl<E> fmt::Debug for EventStream<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStream")
+            .field("event_id", &self.guard.event_id())
+            .field("buffered", &self.rx.len())
+            .finish()
+    }
+}
+
+/// Events of type `E` with the sending endpoint's name, from
+/// [`Endpoint::stream_with_origin`](crate::Endpoint::stream_with_origin).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lahja::Result<()> {
+/// use lahja::{Endpoint, Event};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// struct Tick;
+///
+/// let endpoint = Endpoint::run("origin-doc").await?;
+/// let mut ticks = endpoint.stream_with_origin::<Tick>();
+/// endpoint.broadcast(Tick).await?;
+/// let (origin, _tick) = ticks.next().await.unwrap();
+/// assert_eq!(&*origin, "origin-doc");
+/// # Ok(()) }
+/// ```
+pub struct OriginStream<E> {
+    rx: mpsc::Receiver<(Arc<str>, E)>,
+    guard: SinkGuard,
+}
+
+impl<E> OriginStream<E> {
+    /// The next `(origin, event)`, or `None` once the endpoint stopped.
+    pub async fn next(&mut self) -> Option<(Arc<str>, E)> {
+        self.rx.recv().await
+    }
+}
+
+impl<E> Stream for OriginStream<E> {
+    type Item = (Arc<str>, E);
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().rx.poll_recv(cx)
+    }
+}
+
+impl<E> fmt::Debug for OriginStream<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OriginStream")
+            .field("event_id", &self.guard.event_id())
+            .field("buffered", &self.rx.len())
+            .finish()
+    }
+}
+
+/// Requests of type `R` to answer, from
+/// [`Endpoint::stream_requests`](crate::Endpoint::stream_requests).
+///
+/// See [`IncomingRequest`] for an example.
+pub struct RequestStream<R> {
+    rx: mpsc::Receiver<IncomingRequest<R>>,
+    guard: SinkGuard,
+}
+
+impl<R> RequestStream<R> {
+    pub(crate) fn new(rx: mpsc::Receiver<IncomingRequest<R>>, guard: SinkGuard) -> Self {
+        RequestStream { rx, guard }
+    }
+
+    /// The next request, or `None` once the endpoint stopped.
+    pub async fn next(&mut self) -> Option<IncomingRequest<R>> {
+        self.rx.recv().await
+    }
+}
+
+impl<R> Stream for RequestStream<R> {
+    type Item = IncomingRequest<R>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().rx.poll_recv(cx)
+    }
+}
+
+impl<R> fmt::Debug for RequestStream<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestStream")
+            .field("event_id", &self.guard.event_id())
+            .field("buffered", &self.rx.len())
+            .finish()
+    }
+}

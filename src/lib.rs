@@ -1,0 +1,1 @@
+//! Holds the examples, integration tests and ui-tests of the lahja workspace.
