@@ -107,7 +107,12 @@ fn parse_request(attr: &Attribute, errors: &mut Vec<syn::Error>) -> RequestAttr 
     }
     let result = attr.parse_nested_meta(|meta| {
         if meta.path.is_ident("response") {
-            let ty: Type = meta.value()?.parse()?;
+            let ty: Type = meta.value()?.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected a type: `#[request(response = YourResponse)]`",
+                )
+            })?;
             if response.is_some() {
                 return Err(syn::Error::new_spanned(
                     &meta.path,

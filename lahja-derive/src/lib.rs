@@ -3,9 +3,9 @@
 //! Use it through `lahja::Event`; this crate is an implementation detail and
 //! its generated code names only `::lahja::__private::…` paths.
 //!
-//! The pipeline follows thiserror's derive: [`ast`] reads the item, [`attr`]
-//! reads `#[event(...)]` and `#[request(...)]`, [`valid`] rejects what cannot
-//! be an event, [`expand`] writes the impls, and [`fallback`] writes stub
+//! The pipeline follows thiserror's derive: `ast` reads the item, `attr`
+//! reads `#[event(...)]` and `#[request(...)]`, `valid` rejects what cannot
+//! be an event, `expand` writes the impls, and `fallback` writes stub
 //! impls beside the errors so that one mistake gives one error.
 
 mod ast;

@@ -87,7 +87,7 @@ mod tests {
     fn shape_lists_names_types_and_serde_attributes() {
         assert_eq!(
             shape_of("struct A { #[serde(rename = \"x\")] a: u64, b: Vec<u8> }"),
-            "struct{#[serde(rename = \"x\")]a:u64,b:Vec < u8 >,}"
+            "struct{#[serde (rename = \"x\")]a:u64,b:Vec < u8 >,}"
         );
         assert_eq!(shape_of("struct T(u8, String);"), "struct(u8,String,)");
         assert_eq!(shape_of("struct U;"), "struct");

@@ -105,6 +105,7 @@ impl Endpoint {
     ///
     /// let options = EndpointOptions { stream_capacity: 16, ..Default::default() };
     /// let endpoint = Endpoint::run_with("run-with-doc", options).await?;
+    /// assert_eq!(endpoint.name(), "run-with-doc");
     /// # Ok(()) }
     /// ```
     pub async fn run_with(

@@ -123,7 +123,7 @@ pub use subscription::Subscription;
 /// * `#[request(response = T)]` makes the type a request answered by `T`.
 ///
 /// ```
-/// use lahja::{Event, Request};
+/// use lahja::Event;
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]

@@ -30,7 +30,7 @@
 //! Two linked types with the same ID (two types pinned to one name, two
 //! semver-incompatible versions of one crate, or a 64-bit hash collision)
 //! make every endpoint creation fail with
-//! [`Error::DuplicateEventId`](crate::Error::DuplicateEventId).
+//! [`Error::DuplicateEventId`].
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

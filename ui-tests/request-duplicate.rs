@@ -1,0 +1,12 @@
+use lahja::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+struct Pong;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+#[request(response = Pong)]
+#[request(response = Pong)]
+struct Ping;
+
+fn main() {}
