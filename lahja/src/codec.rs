@@ -1,10 +1,6 @@
 //! The one place that knows the body encoding (bincode 2, standard config:
 //! little-endian, variable-length integers). Swapping the format is a
 //! change to this file only.
-//!
-//! The in-process endpoint never encodes (local events are cloned); the
-//! socket transport is the first user, hence the `allow` until it lands.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use crate::{Error, Result};
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -13,8 +13,8 @@ use crate::request::{Ticket, into_response};
 use crate::shared::Shared;
 use crate::sink::{CallbackSink, RequestSink, StreamSink};
 use crate::{
-    BroadcastConfig, EndpointOptions, Event, EventId, EventStream, OriginStream, Request,
-    RequestStream, Result, Subscription, registry,
+    BroadcastConfig, ConnectionConfig, EndpointOptions, Error, Event, EventId, EventStream,
+    OriginStream, Request, RequestStream, Result, Subscription, connection, listener, registry,
 };
 
 /// A named participant of the bus.
@@ -55,6 +55,7 @@ pub struct Endpoint {
 /// Internal guards and tasks hold `Shared`, never this.
 struct Handle {
     shared: Arc<Shared>,
+    ipc_path: Option<PathBuf>,
 }
 
 impl Drop for Handle {
@@ -108,18 +109,117 @@ impl Endpoint {
     /// assert_eq!(endpoint.name(), "run-with-doc");
     /// # Ok(()) }
     /// ```
-    pub async fn run_with(
-        name: impl Into<String>,
+    pub async fn run_with(name: impl Into<String>, options: EndpointOptions) -> Result<Endpoint> {
+        Self::start(name.into(), options, None)
+    }
+
+    fn start(
+        name: String,
         mut options: EndpointOptions,
+        serve_at: Option<PathBuf>,
     ) -> Result<Endpoint> {
         registry::check()?;
         options.stream_capacity = options.stream_capacity.max(1);
-        let name: Arc<str> = name.into().into();
+        let shared = Shared::new(name.into(), options);
+        if let Some(path) = &serve_at {
+            shared.start_serving(listener::bind(path)?);
+        }
         Ok(Endpoint {
             handle: Arc::new(Handle {
-                shared: Shared::new(name, options),
+                shared,
+                ipc_path: serve_at,
             }),
         })
+    }
+
+    /// Starts an endpoint that listens on `config.path` for connections.
+    ///
+    /// A leftover socket file with nobody listening is reclaimed; a path
+    /// where a live endpoint listens, a missing folder, or a path too long
+    /// for a Unix socket is [`Error::Bind`]. The socket file is made mode
+    /// 0600 (and the folder of [`ConnectionConfig::from_name`] 0700), so
+    /// only the same user can connect. It is removed when the endpoint
+    /// stops.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{ConnectionConfig, Endpoint};
+    ///
+    /// let server = Endpoint::serve(ConnectionConfig::from_name("server")).await?;
+    /// assert!(server.is_serving());
+    /// # Ok(()) }
+    /// ```
+    pub async fn serve(config: ConnectionConfig) -> Result<Endpoint> {
+        Self::serve_with(config, EndpointOptions::default()).await
+    }
+
+    /// [`serve`](Self::serve) with explicit options.
+    pub async fn serve_with(
+        config: ConnectionConfig,
+        options: EndpointOptions,
+    ) -> Result<Endpoint> {
+        Self::start(config.name, options, Some(config.path))
+    }
+
+    /// Connects to each endpoint (concurrently) and returns once every
+    /// handshake is done and each peer's subscriptions are known.
+    ///
+    /// Missing or refusing sockets are retried up to
+    /// [`EndpointOptions::connect_timeout`] ([`Error::ConnectTimeout`]).
+    /// Connecting to itself, to a name twice, to an endpoint already
+    /// connected (in either direction), or to a socket whose endpoint has
+    /// another name is [`Error::ConnectionAttemptRejected`]; a peer that
+    /// declares one of our event types with another layout is
+    /// [`Error::SchemaMismatch`]. Connections are full duplex: the server
+    /// can send to us as well.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{ConnectionConfig, Endpoint};
+    ///
+    /// let client = Endpoint::run("client").await?;
+    /// client.connect_to_endpoints([ConnectionConfig::from_name("server")]).await?;
+    /// assert!(client.is_connected_to("server"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_to_endpoints(
+        &self,
+        configs: impl IntoIterator<Item = ConnectionConfig>,
+    ) -> Result<()> {
+        let shared = self.shared();
+        if !shared.is_running() {
+            return Err(shared.lifecycle("cannot connect"));
+        }
+        let configs: Vec<ConnectionConfig> = configs.into_iter().collect();
+        let rejected = |config: &ConnectionConfig, reason: &str| Error::ConnectionAttemptRejected {
+            endpoint: config.name.clone(),
+            reason: reason.to_owned(),
+        };
+        for (i, config) in configs.iter().enumerate() {
+            if config.name == self.name() {
+                return Err(rejected(config, "an endpoint cannot connect to itself"));
+            }
+            if configs[..i].iter().any(|c| c.name == config.name) {
+                return Err(rejected(config, "named twice in one call"));
+            }
+            if self.is_connected_to(&config.name) {
+                return Err(rejected(config, "already connected"));
+            }
+        }
+        let mut connecting = tokio::task::JoinSet::new();
+        for config in configs {
+            connecting.spawn_on(connection::connect(shared.clone(), config), &shared.runtime);
+        }
+        let mut first_error = None;
+        while let Some(result) = connecting.join_next().await {
+            let result = result.unwrap_or_else(|e| Err(Error::Io(std::io::Error::other(e))));
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The endpoint's name.
@@ -132,20 +232,27 @@ impl Endpoint {
         self.shared().is_running()
     }
 
-    /// Whether the endpoint listens on a socket.
+    /// Whether the endpoint listens on a socket (false once stopped).
     pub fn is_serving(&self) -> bool {
-        false
+        self.shared().is_serving()
     }
 
-    /// The socket path it listens on, when serving.
+    /// The socket path it was told to serve on.
     pub fn ipc_path(&self) -> Option<&Path> {
-        None
+        self.handle.ipc_path.as_deref()
     }
 
-    /// Stops the endpoint: ends its streams, fails its pending requests and
-    /// waits with `Error::Lifecycle`. Idempotent.
+    /// Stops the endpoint: first sends what is already queued to peers (so
+    /// "broadcast, then stop" delivers; a stalled peer is given up to
+    /// `handshake_timeout`), then closes every connection, ends its
+    /// streams, fails its pending requests and waits with
+    /// `Error::Lifecycle`, and removes its socket file. Idempotent.
     pub async fn stop(&self) {
-        self.shared().shutdown();
+        let shared = self.shared();
+        if shared.is_running() {
+            shared.flush_peers(shared.options.handshake_timeout).await;
+        }
+        shared.shutdown();
     }
 
     // ----- broadcasting -------------------------------------------------
@@ -195,11 +302,12 @@ impl Endpoint {
     pub async fn broadcast_with<E: Event>(&self, event: E, config: BroadcastConfig) -> Result<()> {
         let shared = self.shared();
         if let Some(request) = config.filter_event_id {
-            return shared.send_response(event, config.filter_endpoint.as_deref(), request);
+            return shared
+                .send_response(event, config.filter_endpoint.as_deref(), request)
+                .await;
         }
         let route = shared.route(E::ID, E::NAME, &config)?;
-        shared.deliver(&route, &event, None).await;
-        Ok(())
+        shared.deliver(&route, &event, None, None).await
     }
 
     /// Broadcasts without waiting. Where a target's stream is full it
@@ -229,7 +337,7 @@ impl Endpoint {
     pub fn broadcast_nowait_with<E: Event>(&self, event: E, config: BroadcastConfig) -> Result<()> {
         let shared = self.shared();
         if let Some(request) = config.filter_event_id {
-            return shared.send_response(event, config.filter_endpoint.as_deref(), request);
+            return shared.send_response_nowait(event, config.filter_endpoint.as_deref(), request);
         }
         let route = shared.route(E::ID, E::NAME, &config)?;
         shared.deliver_nowait(&route, &event)
@@ -281,11 +389,13 @@ impl Endpoint {
         config.filter_event_id = None;
         let shared = self.shared();
         let route = shared.route(R::ID, R::NAME, &config)?;
-        let (id, answer, _pending) = shared.register_request(shared.targets(&route));
+        let (id, answer, _pending) = shared.register_request(&route);
         let ticket = route
             .reaches_self()
             .then(|| Ticket::new(id, shared.name.clone(), shared));
-        shared.deliver(&route, &request, ticket.as_ref()).await;
+        shared
+            .deliver(&route, &request, ticket.as_ref(), Some(id))
+            .await?;
         // From here on only the answerers hold the ticket: when the last one
         // drops it unanswered, the request fails with RequestDropped.
         drop(ticket);
@@ -445,20 +555,21 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn get_connected_endpoints_and_subscriptions(&self) -> Vec<(String, HashSet<EventId>)> {
-        vec![(self.name().to_owned(), self.get_subscribed_events())]
+        self.shared().state().connected()
     }
 
     /// Whether `name` is connected (an endpoint is connected to itself).
     pub fn is_connected_to(&self, name: &str) -> bool {
-        name == self.name()
+        self.shared().state().is_connected(name)
     }
 
     /// Waits until `name` is connected.
     pub async fn wait_until_connected_to(&self, name: &str) -> Result<()> {
-        let own = name == self.name();
         let shared = self.shared();
         shared
-            .wait_until(&shared.connections_changed, |_| own)
+            .wait_until(&shared.connections_changed, |state| {
+                state.is_connected(name)
+            })
             .await
     }
 
@@ -470,27 +581,28 @@ impl Endpoint {
 
     /// Whether endpoint `remote` (possibly this one) subscribes to `E`.
     pub fn is_endpoint_subscribed_to<E: Event>(&self, remote: &str) -> bool {
-        remote == self.name() && self.shared().state().is_subscribed(E::ID)
+        self.shared().state().is_endpoint_subscribed(remote, E::ID)
     }
 
     /// Whether any connected endpoint, this one included, subscribes to `E`.
     pub fn is_any_endpoint_subscribed_to<E: Event>(&self) -> bool {
-        self.shared().state().is_subscribed(E::ID)
+        self.shared().state().is_any_subscribed(E::ID)
     }
 
     /// Whether every connected endpoint subscribes to `E` (this one only
     /// with `include_self`; vacuously true without peers and without self).
     pub fn are_all_endpoints_subscribed_to<E: Event>(&self, include_self: bool) -> bool {
-        !include_self || self.shared().state().is_subscribed(E::ID)
+        self.shared()
+            .state()
+            .are_all_subscribed(E::ID, include_self)
     }
 
     /// Waits until endpoint `remote` subscribes to `E`.
     pub async fn wait_until_endpoint_subscribed_to<E: Event>(&self, remote: &str) -> Result<()> {
-        let own = remote == self.name();
         let shared = self.shared();
         shared
             .wait_until(&shared.subscriptions_changed, |state| {
-                own && state.is_subscribed(E::ID)
+                state.is_endpoint_subscribed(remote, E::ID)
             })
             .await
     }
@@ -500,7 +612,7 @@ impl Endpoint {
         let shared = self.shared();
         shared
             .wait_until(&shared.subscriptions_changed, |state| {
-                state.is_subscribed(E::ID)
+                state.is_any_subscribed(E::ID)
             })
             .await
     }
@@ -514,7 +626,7 @@ impl Endpoint {
         let shared = self.shared();
         shared
             .wait_until(&shared.subscriptions_changed, |state| {
-                !include_self || state.is_subscribed(E::ID)
+                state.are_all_subscribed(E::ID, include_self)
             })
             .await
     }

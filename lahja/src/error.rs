@@ -44,6 +44,16 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// `connect_to_endpoints` found nobody listening within `connect_timeout`.
+    #[error("no endpoint `{endpoint}` listening at {} in time: {last_error}", path.display())]
+    ConnectTimeout {
+        /// The endpoint we tried to connect to.
+        endpoint: String,
+        /// Its socket path.
+        path: PathBuf,
+        /// The last connection error.
+        last_error: String,
+    },
     /// The endpoint is not running (it was stopped), or stopped while waiting.
     #[error("endpoint `{endpoint}` is not running: {reason}")]
     Lifecycle {

@@ -97,15 +97,19 @@
 
 mod codec;
 mod config;
+mod connection;
 mod endpoint;
 mod error;
 mod event;
+mod listener;
+mod outgoing;
 pub mod registry;
 mod request;
 mod shared;
 mod sink;
 mod stream;
 mod subscription;
+mod wire;
 
 pub use config::{BroadcastConfig, ConnectionConfig, EndpointOptions, RequestId};
 pub use endpoint::Endpoint;

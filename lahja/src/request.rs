@@ -17,12 +17,19 @@ use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
 
 use crate::shared::Shared;
-use crate::{BroadcastConfig, Error, Event, EventId, Request, RequestId, Result, registry};
+use crate::{BroadcastConfig, Error, Event, EventId, Request, RequestId, Result, codec, registry};
 
 /// A response on its way to the requester.
 pub(crate) struct Reply {
     pub(crate) event_id: EventId,
-    pub(crate) value: Box<dyn Any + Send>,
+    pub(crate) value: ReplyValue,
+}
+
+/// A local response is handed over as is; a remote one is decoded by the
+/// requester, which knows the type.
+pub(crate) enum ReplyValue {
+    Local(Box<dyn Any + Send>),
+    Remote(Vec<u8>),
 }
 
 /// How a request ended, as told to the waiting `request()` call.
@@ -48,19 +55,23 @@ pub(crate) struct Pending {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum GaveUp {
     Dropped,
-    // Constructed by the socket transport when a peer goes away.
-    #[allow(dead_code)]
     Disconnected,
 }
 
 /// Turns the outcome of a request for `R` into its typed result.
 pub(crate) fn into_response<R: Request>(outcome: Outcome, endpoint: &str) -> Result<R::Response> {
     match outcome {
-        Outcome::Reply(reply) if reply.event_id == <R::Response as Event>::ID => reply
-            .value
-            .downcast::<R::Response>()
-            .map(|boxed| *boxed)
-            .map_err(|_| Error::Codec(format!("response to `{}` has a foreign type", R::NAME))),
+        Outcome::Reply(reply) if reply.event_id == <R::Response as Event>::ID => {
+            match reply.value {
+                ReplyValue::Local(value) => value
+                    .downcast::<R::Response>()
+                    .map(|boxed| *boxed)
+                    .map_err(|_| {
+                        Error::Codec(format!("response to `{}` has a foreign type", R::NAME))
+                    }),
+                ReplyValue::Remote(body) => codec::decode(&body),
+            }
+        }
         Outcome::Reply(reply) => Err(Error::UnexpectedResponse {
             request: R::NAME,
             expected: <R::Response as Event>::NAME,
@@ -102,7 +113,9 @@ impl Ticket {
             endpoint: String::new(),
             reason: "the answering endpoint was dropped",
         })?;
-        shared.send_response(response, Some(&self.requester), self.id)
+        shared
+            .send_response(response, Some(&self.requester), self.id)
+            .await
     }
 }
 

@@ -1,5 +1,5 @@
 //! The state of one endpoint shared by its clones, streams and tasks, and
-//! the routing decision: who receives an event.
+//! the routing decision: who receives an event, local or remote.
 //!
 //! Locks are never held across an `.await`, and nothing that can run user
 //! code (a callback, a dropped handler) is dropped while the lock is held.
@@ -7,12 +7,18 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
+use tokio::task::AbortHandle;
 
-use crate::request::{GaveUp, Outcome, Pending, Reply, Ticket};
+use crate::connection::Connection;
+use crate::listener::SocketFile;
+use crate::outgoing::TryPushError;
+use crate::request::{GaveUp, Outcome, Pending, Reply, ReplyValue, Ticket};
 use crate::sink::{Delivery, Offer, Sink};
-use crate::{BroadcastConfig, EndpointOptions, Error, Event, EventId, RequestId, Result};
+use crate::wire::{self, Frame, Hello, Kind, Limits, Violation};
+use crate::{BroadcastConfig, EndpointOptions, Error, Event, EventId, RequestId, Result, registry};
 
 /// One local subscriber of one event ID.
 #[derive(Clone)]
@@ -25,11 +31,13 @@ pub(crate) struct SinkEntry {
 pub(crate) struct Route {
     /// This endpoint's sinks for the ID, if it receives the event.
     local: Option<Arc<[SinkEntry]>>,
+    /// The peers that receive it.
+    remote: Vec<Arc<Connection>>,
 }
 
 impl Route {
     fn is_empty(&self) -> bool {
-        self.local.is_none()
+        self.local.is_none() && self.remote.is_empty()
     }
 
     pub(crate) fn reaches_self(&self) -> bool {
@@ -37,11 +45,19 @@ impl Route {
     }
 }
 
+/// What this endpoint knows of one connected peer.
+struct PeerEntry {
+    connection: Arc<Connection>,
+    subscriptions: HashSet<EventId>,
+}
+
 pub(crate) struct State {
     running: bool,
+    name: Arc<str>,
     /// Local subscriptions; a present key always has at least one sink.
     /// Copy-on-write so a broadcast takes its targets with one `Arc` clone.
     sinks: HashMap<EventId, Arc<[SinkEntry]>>,
+    peers: HashMap<Arc<str>, PeerEntry>,
     pending: HashMap<RequestId, Pending>,
 }
 
@@ -50,13 +66,82 @@ impl State {
         self.sinks.keys().copied().collect()
     }
 
-    pub(crate) fn is_subscribed(&self, id: EventId) -> bool {
-        self.sinks.contains_key(&id)
+    pub(crate) fn is_connected(&self, name: &str) -> bool {
+        name == &*self.name || self.peers.contains_key(name)
+    }
+
+    pub(crate) fn is_endpoint_subscribed(&self, name: &str, id: EventId) -> bool {
+        if name == &*self.name {
+            self.sinks.contains_key(&id)
+        } else {
+            self.peers
+                .get(name)
+                .is_some_and(|peer| peer.subscriptions.contains(&id))
+        }
+    }
+
+    pub(crate) fn is_any_subscribed(&self, id: EventId) -> bool {
+        self.sinks.contains_key(&id) || self.peers.values().any(|p| p.subscriptions.contains(&id))
+    }
+
+    pub(crate) fn are_all_subscribed(&self, id: EventId, include_self: bool) -> bool {
+        (!include_self || self.sinks.contains_key(&id))
+            && self.peers.values().all(|p| p.subscriptions.contains(&id))
+    }
+
+    /// This endpoint first, then its peers by name.
+    pub(crate) fn connected(&self) -> Vec<(String, HashSet<EventId>)> {
+        let mut peers: Vec<_> = self
+            .peers
+            .iter()
+            .map(|(name, peer)| (name.to_string(), peer.subscriptions.clone()))
+            .collect();
+        peers.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut all = vec![(self.name.to_string(), self.subscribed_ids())];
+        all.extend(peers);
+        all
     }
 
     pub(crate) fn pending_count(&self) -> usize {
         self.pending.len()
     }
+
+    /// Queues our subscription set to every peer (under the state lock, so
+    /// peers see the updates in the order the set changed).
+    fn announce_subscriptions(&self, limits: Limits) {
+        if self.peers.is_empty() {
+            return;
+        }
+        let frame = subscriptions_frame(&self.sinks, limits);
+        for peer in self.peers.values() {
+            peer.connection.outgoing.force_push(&frame);
+        }
+    }
+}
+
+fn subscriptions_frame(sinks: &HashMap<EventId, Arc<[SinkEntry]>>, limits: Limits) -> Vec<u8> {
+    let ids: Vec<u64> = sinks.keys().map(|id| id.as_u64()).collect();
+    let mut frame = Vec::new();
+    // A list of IDs always encodes and is far below any sane frame limit.
+    let limits = Limits {
+        max_frame: usize::MAX,
+        ..limits
+    };
+    let _ = wire::append_encoded(
+        &mut frame,
+        Kind::Subscriptions,
+        EventId::from_u64(0),
+        0,
+        limits,
+        &ids,
+    );
+    frame
+}
+
+/// The listener of a serving endpoint.
+struct Serving {
+    accept_task: AbortHandle,
+    socket: SocketFile,
 }
 
 pub(crate) struct Shared {
@@ -67,6 +152,7 @@ pub(crate) struct Shared {
     running: AtomicBool,
     next_request: AtomicU64,
     next_sink: AtomicU64,
+    serving: Mutex<Option<Serving>>,
     pub(crate) connections_changed: watch::Sender<()>,
     pub(crate) subscriptions_changed: watch::Sender<()>,
 }
@@ -74,17 +160,20 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(name: Arc<str>, options: EndpointOptions) -> Arc<Self> {
         Arc::new(Shared {
-            name,
+            name: name.clone(),
             options,
             runtime: tokio::runtime::Handle::current(),
             state: Mutex::new(State {
                 running: true,
+                name,
                 sinks: HashMap::new(),
+                peers: HashMap::new(),
                 pending: HashMap::new(),
             }),
             running: AtomicBool::new(true),
             next_request: AtomicU64::new(0),
             next_sink: AtomicU64::new(0),
+            serving: Mutex::new(None),
             connections_changed: watch::Sender::new(()),
             subscriptions_changed: watch::Sender::new(()),
         })
@@ -98,8 +187,16 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn serving(&self) -> MutexGuard<'_, Option<Serving>> {
+        self.serving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_serving(&self) -> bool {
+        self.is_running() && self.serving().is_some()
     }
 
     pub(crate) fn lifecycle(&self, reason: &'static str) -> Error {
@@ -108,6 +205,35 @@ impl Shared {
             reason,
         }
     }
+
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            compress_above: self.options.compress_above,
+            max_frame: self.options.max_frame_bytes,
+        }
+    }
+
+    /// Starts accepting connections on a bound socket.
+    pub(crate) fn start_serving(self: &Arc<Self>, bound: crate::listener::Bound) {
+        let task = self
+            .runtime
+            .spawn(crate::listener::accept_loop(self.clone(), bound.listener));
+        *self.serving() = Some(Serving {
+            accept_task: task.abort_handle(),
+            socket: bound.socket,
+        });
+    }
+
+    /// Our hello: name, registry table and current subscriptions.
+    pub(crate) fn hello(&self) -> Hello {
+        Hello {
+            name: self.name.to_string(),
+            events: registry::all().map(|i| (i.id.as_u64(), i.schema)).collect(),
+            subscriptions: self.state().sinks.keys().map(|id| id.as_u64()).collect(),
+        }
+    }
+
+    // ----- routing and delivery -----------------------------------------
 
     /// The routing decision for an event of `id` (wire name `name`),
     /// including the `NoSubscribers` rule.
@@ -121,42 +247,81 @@ impl Shared {
         if !state.running {
             return Err(self.lifecycle("cannot broadcast"));
         }
-        let to_self = config
-            .filter_endpoint
-            .as_deref()
-            .is_none_or(|target| target == &*self.name);
-        let route = Route {
-            local: to_self.then(|| state.sinks.get(&id).cloned()).flatten(),
+        let allowed = |endpoint: &str| {
+            config
+                .filter_endpoint
+                .as_deref()
+                .is_none_or(|t| t == endpoint)
         };
+        let local = allowed(&self.name)
+            .then(|| state.sinks.get(&id).cloned())
+            .flatten();
+        let remote = if config.internal {
+            Vec::new()
+        } else {
+            state
+                .peers
+                .iter()
+                .filter(|(peer, entry)| allowed(peer) && entry.subscriptions.contains(&id))
+                .map(|(_, entry)| entry.connection.clone())
+                .collect()
+        };
+        let route = Route { local, remote };
         if config.require_subscriber && route.is_empty() {
             return Err(Error::NoSubscribers { event: name });
         }
         Ok(route)
     }
 
-    /// Delivers to every target, waiting for room in full streams.
+    /// The frame that carries `event` to remote targets, encoded once.
+    fn remote_frame<E: Event>(
+        &self,
+        route: &Route,
+        event: &E,
+        kind: Kind,
+        request_id: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        if route.remote.is_empty() {
+            return Ok(None);
+        }
+        let mut frame = Vec::new();
+        wire::append_encoded(&mut frame, kind, E::ID, request_id, self.limits(), event)?;
+        Ok(Some(frame))
+    }
+
+    /// Delivers to every target: local sinks (waiting for room in full
+    /// streams), then the peers' queues (waiting for room). The frame is
+    /// encoded before anything is delivered, so an event that cannot be
+    /// encoded reaches nobody.
     pub(crate) async fn deliver<E: Event>(
         &self,
         route: &Route,
         event: &E,
         ticket: Option<&Arc<Ticket>>,
-    ) {
+        request: Option<RequestId>,
+    ) -> Result<()> {
+        let kind = if request.is_some() {
+            Kind::Request
+        } else {
+            Kind::Event
+        };
+        let frame = self.remote_frame(route, event, kind, request.map_or(0, |r| r.0))?;
         if let Some(sinks) = &route.local {
-            let delivery = Delivery {
-                origin: &self.name,
-                event,
-                ticket,
-            };
-            for entry in sinks.iter() {
-                if let Offer::Full = entry.sink.try_deliver(&delivery) {
-                    entry.sink.deliver(&delivery).await;
-                }
+            deliver_local(sinks, &self.name, event, ticket).await;
+        }
+        if let Some(frame) = frame {
+            for peer in &route.remote {
+                // A peer that went away is skipped; the disconnect is
+                // handled (and a request's wait failed) by its reader.
+                let _ = peer.outgoing.push(&frame).await;
             }
         }
+        Ok(())
     }
 
     /// Delivers to every target with room; names the first full one.
     pub(crate) fn deliver_nowait<E: Event>(&self, route: &Route, event: &E) -> Result<()> {
+        let frame = self.remote_frame(route, event, Kind::Event, 0)?;
         let mut full = None;
         if let Some(sinks) = &route.local {
             let delivery = Delivery {
@@ -170,11 +335,20 @@ impl Shared {
                 }
             }
         }
+        if let Some(frame) = frame {
+            for peer in &route.remote {
+                if let Err(TryPushError::Full) = peer.outgoing.try_push(&frame) {
+                    full.get_or_insert_with(|| peer.name.to_string());
+                }
+            }
+        }
         match full {
             Some(endpoint) => Err(Error::QueueFull { endpoint }),
             None => Ok(()),
         }
     }
+
+    // ----- local subscriptions ------------------------------------------
 
     /// Adds a local subscriber; on a stopped endpoint the sink is dropped at
     /// once (so its stream ends).
@@ -186,11 +360,15 @@ impl Shared {
                 None
             } else {
                 let entry = SinkEntry { key, sink };
-                let list = match state.sinks.get(&id) {
-                    Some(list) => list.iter().cloned().chain([entry]).collect(),
-                    None => Arc::from([entry]),
+                let (list, new_id): (Arc<[SinkEntry]>, bool) = match state.sinks.get(&id) {
+                    Some(list) => (list.iter().cloned().chain([entry]).collect(), false),
+                    None => (Arc::from([entry]), true),
                 };
-                Some(state.sinks.insert(id, list))
+                let previous = state.sinks.insert(id, list);
+                if new_id {
+                    state.announce_subscriptions(self.limits());
+                }
+                Some(previous)
             }
         };
         if previous.is_some() {
@@ -217,7 +395,9 @@ impl Shared {
                 return;
             }
             if kept.is_empty() {
-                state.sinks.remove(&id)
+                let removed = state.sinks.remove(&id);
+                state.announce_subscriptions(self.limits());
+                removed
             } else {
                 state.sinks.insert(id, kept)
             }
@@ -226,13 +406,202 @@ impl Shared {
         self.subscriptions_changed.send_replace(());
     }
 
+    // ----- peers --------------------------------------------------------
+
+    /// Adds a peer after a successful handshake. The first frame it gets
+    /// is our hello (server side) or our current subscriptions (client
+    /// side, in case they changed since our hello), queued under the lock
+    /// so no later subscription change can overtake it.
+    pub(crate) fn register_peer(
+        &self,
+        connection: &Arc<Connection>,
+        subscriptions: &[u64],
+        send_hello: bool,
+    ) -> std::result::Result<(), String> {
+        {
+            let mut state = self.state();
+            if !state.running {
+                return Err("the endpoint is stopping".into());
+            }
+            if *connection.name == *self.name {
+                return Err("an endpoint cannot connect to itself".into());
+            }
+            if state.peers.contains_key(&connection.name) {
+                return Err(format!("`{}` is already connected", connection.name));
+            }
+            let first = if send_hello {
+                let hello = Hello {
+                    name: self.name.to_string(),
+                    events: registry::all().map(|i| (i.id.as_u64(), i.schema)).collect(),
+                    subscriptions: state.sinks.keys().map(|id| id.as_u64()).collect(),
+                };
+                let mut frame = Vec::new();
+                wire::append_hello(&mut frame, &hello, self.limits()).map_err(|e| e.to_string())?;
+                frame
+            } else {
+                subscriptions_frame(&state.sinks, self.limits())
+            };
+            connection.outgoing.force_push(&first);
+            state.peers.insert(
+                connection.name.clone(),
+                PeerEntry {
+                    connection: connection.clone(),
+                    subscriptions: subscriptions
+                        .iter()
+                        .map(|&id| EventId::from_u64(id))
+                        .collect(),
+                },
+            );
+        }
+        tracing::debug!(endpoint = %self.name, peer = %connection.name, "connected");
+        self.connections_changed.send_replace(());
+        self.subscriptions_changed.send_replace(());
+        Ok(())
+    }
+
+    /// Forgets a peer whose connection ended: its subscriptions go, and its
+    /// pending requests fail once no other target can answer.
+    pub(crate) fn remove_peer(&self, connection: &Arc<Connection>) {
+        let waiting_on_it: Vec<RequestId> = {
+            let mut state = self.state();
+            let current = state
+                .peers
+                .get(&connection.name)
+                .is_some_and(|p| Arc::ptr_eq(&p.connection, connection));
+            if !current {
+                return;
+            }
+            state.peers.remove(&connection.name);
+            state
+                .pending
+                .iter()
+                .filter(|(_, p)| p.targets.contains(&connection.name))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        connection.abort();
+        for id in waiting_on_it {
+            self.target_gave_up(id, &connection.name, GaveUp::Disconnected);
+        }
+        self.connections_changed.send_replace(());
+        self.subscriptions_changed.send_replace(());
+    }
+
+    fn peer(&self, name: &str) -> Option<Arc<Connection>> {
+        self.state().peers.get(name).map(|p| p.connection.clone())
+    }
+
+    /// Handles one frame from `connection`; an error closes the connection.
+    pub(crate) async fn handle_frame(
+        self: &Arc<Self>,
+        connection: &Arc<Connection>,
+        frame: Frame<'_>,
+    ) -> std::result::Result<(), Violation> {
+        let max = self.options.max_frame_bytes;
+        match frame.kind {
+            Kind::Event | Kind::Request => {
+                let sinks = self.state().sinks.get(&frame.event_id).cloned();
+                let is_request = frame.kind == Kind::Request;
+                let Some(sinks) = sinks else {
+                    self.unrouted(connection, &frame);
+                    if is_request {
+                        // Nobody here can answer: say so at once.
+                        self.send_dropped(connection, RequestId(frame.request_id));
+                    }
+                    return Ok(());
+                };
+                let body = wire::body(&frame, max)?;
+                let event = sinks[0].sink.decode(&body).map_err(|e| {
+                    Violation::BadBody(format!("{}: {e}", registry::describe(frame.event_id)))
+                })?;
+                let ticket = is_request.then(|| {
+                    Ticket::new(RequestId(frame.request_id), connection.name.clone(), self)
+                });
+                let delivery = Delivery {
+                    origin: &connection.name,
+                    event: &*event,
+                    ticket: ticket.as_ref(),
+                };
+                for entry in sinks.iter() {
+                    if let Offer::Full = entry.sink.try_deliver(&delivery) {
+                        entry.sink.deliver(&delivery).await;
+                    }
+                }
+            }
+            Kind::Response => {
+                let body = wire::body(&frame, max)?.into_owned();
+                let reply = Reply {
+                    event_id: frame.event_id,
+                    value: ReplyValue::Remote(body),
+                };
+                self.complete(
+                    RequestId(frame.request_id),
+                    &connection.name,
+                    Outcome::Reply(reply),
+                );
+            }
+            Kind::Dropped => {
+                self.target_gave_up(
+                    RequestId(frame.request_id),
+                    &connection.name,
+                    GaveUp::Dropped,
+                );
+            }
+            Kind::Subscriptions => {
+                let body = wire::body(&frame, max)?;
+                let ids: Vec<u64> =
+                    crate::codec::decode(&body).map_err(|e| Violation::BadBody(e.to_string()))?;
+                {
+                    let mut state = self.state();
+                    match state.peers.get_mut(&connection.name) {
+                        Some(peer) if Arc::ptr_eq(&peer.connection, connection) => {
+                            peer.subscriptions = ids.into_iter().map(EventId::from_u64).collect();
+                        }
+                        _ => return Ok(()),
+                    }
+                }
+                self.subscriptions_changed.send_replace(());
+            }
+            Kind::Hello | Kind::Reject => return Err(Violation::Unexpected(frame.kind)),
+        }
+        Ok(())
+    }
+
+    /// A well-formed event nobody here subscribes to: dropped. Unknown IDs
+    /// are worth a warning; known ones just raced an unsubscribe.
+    fn unrouted(&self, connection: &Connection, frame: &Frame<'_>) {
+        if registry::lookup(frame.event_id).is_none() {
+            tracing::warn!(
+                endpoint = %self.name,
+                peer = %connection.name,
+                id = %frame.event_id,
+                "dropping an event with an unknown id"
+            );
+        } else {
+            tracing::debug!(
+                endpoint = %self.name,
+                peer = %connection.name,
+                event = %registry::describe(frame.event_id),
+                "dropping an event nobody here subscribes to"
+            );
+        }
+    }
+
+    // ----- requests -----------------------------------------------------
+
     /// Registers a request to `targets`; the guard forgets it when dropped.
     pub(crate) fn register_request(
         self: &Arc<Self>,
-        targets: HashSet<Arc<str>>,
+        route: &Route,
     ) -> (RequestId, oneshot::Receiver<Outcome>, PendingGuard) {
         let id = RequestId(self.next_request.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
+        let targets = route
+            .reaches_self()
+            .then(|| self.name.clone())
+            .into_iter()
+            .chain(route.remote.iter().map(|peer| peer.name.clone()))
+            .collect();
         self.state().pending.insert(
             id,
             Pending {
@@ -248,40 +617,83 @@ impl Shared {
         (id, rx, guard)
     }
 
-    /// The targets a request on `route` waits for.
-    pub(crate) fn targets(&self, route: &Route) -> HashSet<Arc<str>> {
-        route
-            .reaches_self()
-            .then(|| self.name.clone())
-            .into_iter()
-            .collect()
+    /// Routes a response to the requester's pending entry, never to
+    /// ordinary subscribers. `requester` `None` means this endpoint. A local
+    /// requester is completed at once; for a remote one this returns the
+    /// frame to queue (none if the requester is gone).
+    fn response_frame<E: Event>(
+        &self,
+        response: E,
+        requester: Option<&str>,
+        request: RequestId,
+    ) -> Result<Option<(Arc<Connection>, Vec<u8>)>> {
+        if !self.is_running() {
+            return Err(self.lifecycle("cannot respond"));
+        }
+        let requester = requester.unwrap_or(&self.name);
+        if requester == &*self.name {
+            let reply = Reply {
+                event_id: E::ID,
+                value: ReplyValue::Local(Box::new(response)),
+            };
+            self.complete(request, &self.name, Outcome::Reply(reply));
+            return Ok(None);
+        }
+        let Some(peer) = self.peer(requester) else {
+            tracing::debug!(endpoint = %self.name, requester, "discarding a response: the requester is not connected");
+            return Ok(None);
+        };
+        let mut frame = Vec::new();
+        wire::append_encoded(
+            &mut frame,
+            Kind::Response,
+            E::ID,
+            request.0,
+            self.limits(),
+            &response,
+        )?;
+        Ok(Some((peer, frame)))
     }
 
-    /// Routes a response to the requester's pending entry, never to
-    /// ordinary subscribers. `requester` `None` means "whoever sent it".
-    pub(crate) fn send_response<E: Event>(
+    /// Sends a response, waiting for room in the requester's queue.
+    pub(crate) async fn send_response<E: Event>(
         &self,
         response: E,
         requester: Option<&str>,
         request: RequestId,
     ) -> Result<()> {
-        if !self.is_running() {
-            return Err(self.lifecycle("cannot respond"));
+        match self.response_frame(response, requester, request)? {
+            None => Ok(()),
+            Some((peer, frame)) => {
+                peer.outgoing
+                    .push(&frame)
+                    .await
+                    .map_err(|_| Error::RemoteDisconnected {
+                        endpoint: peer.name.to_string(),
+                    })
+            }
         }
-        if requester.is_none_or(|name| name == &*self.name) {
-            let reply = Reply {
-                event_id: E::ID,
-                value: Box::new(response),
-            };
-            self.complete(request, &self.name, Outcome::Reply(reply));
-        } else {
-            tracing::debug!(
-                endpoint = %self.name,
-                requester = ?requester,
-                "discarding a response to an endpoint that is not connected"
-            );
+    }
+
+    /// Sends a response without waiting: a full queue is `QueueFull`.
+    pub(crate) fn send_response_nowait<E: Event>(
+        &self,
+        response: E,
+        requester: Option<&str>,
+        request: RequestId,
+    ) -> Result<()> {
+        match self.response_frame(response, requester, request)? {
+            None => Ok(()),
+            Some((peer, frame)) => match peer.outgoing.try_push(&frame) {
+                Ok(()) => Ok(()),
+                Err(TryPushError::Full) => Err(Error::QueueFull {
+                    endpoint: peer.name.to_string(),
+                }),
+                Err(TryPushError::Closed) => Err(Error::RemoteDisconnected {
+                    endpoint: peer.name.to_string(),
+                }),
+            },
         }
-        Ok(())
     }
 
     /// Completes a pending request with an answer from `from`, if `from` is
@@ -307,11 +719,29 @@ impl Shared {
         }
     }
 
-    /// A local ticket for a request from `requester` was dropped unanswered.
+    /// A ticket for a request from `requester` was dropped unanswered here.
     pub(crate) fn request_dropped(&self, requester: &str, id: RequestId) {
         if requester == &*self.name {
             let from = self.name.clone();
             self.target_gave_up(id, &from, GaveUp::Dropped);
+        } else if let Some(peer) = self.peer(requester) {
+            self.send_dropped(&peer, id);
+        }
+    }
+
+    fn send_dropped(&self, peer: &Connection, id: RequestId) {
+        let mut frame = Vec::new();
+        if wire::append_frame(
+            &mut frame,
+            Kind::Dropped,
+            EventId::from_u64(0),
+            id.0,
+            self.limits(),
+            |_| Ok(()),
+        )
+        .is_ok()
+        {
+            peer.outgoing.force_push(&frame);
         }
     }
 
@@ -341,6 +771,8 @@ impl Shared {
             let _ = pending.tx.send(outcome);
         }
     }
+
+    // ----- waiting ------------------------------------------------------
 
     /// Waits until `condition` holds, re-checking on every `signal`.
     pub(crate) async fn wait_until(
@@ -377,10 +809,27 @@ impl Shared {
         Ok(())
     }
 
-    /// Stops: ends every stream, fails every pending request, wakes every
-    /// wait. Idempotent.
+    // ----- stopping -----------------------------------------------------
+
+    /// Sends what is queued to every peer (waiting at most `patience`).
+    pub(crate) async fn flush_peers(&self, patience: Duration) {
+        let peers: Vec<_> = self
+            .state()
+            .peers
+            .values()
+            .map(|p| p.connection.clone())
+            .collect();
+        let flushes = peers.iter().map(|peer| peer.flush(patience));
+        for flush in flushes {
+            flush.await;
+        }
+    }
+
+    /// Stops: stops listening and removes the socket file, closes every
+    /// connection, ends every stream, fails every pending request, wakes
+    /// every wait. Idempotent; synchronous so `Drop` can call it.
     pub(crate) fn shutdown(&self) {
-        let (sinks, pending) = {
+        let (sinks, pending, peers) = {
             let mut state = self.state();
             if !state.running {
                 return;
@@ -390,14 +839,41 @@ impl Shared {
             (
                 std::mem::take(&mut state.sinks),
                 std::mem::take(&mut state.pending),
+                std::mem::take(&mut state.peers),
             )
         };
+        if let Some(serving) = self.serving().take() {
+            serving.accept_task.abort();
+            serving.socket.remove();
+        }
+        for peer in peers.values() {
+            peer.connection.abort();
+        }
         for (_, pending) in pending {
             let _ = pending.tx.send(Outcome::Stopped);
         }
         drop(sinks);
         self.connections_changed.send_replace(());
         self.subscriptions_changed.send_replace(());
+    }
+}
+
+/// Offers one event to local sinks, waiting for room in full ones.
+async fn deliver_local<E: Event>(
+    sinks: &[SinkEntry],
+    origin: &Arc<str>,
+    event: &E,
+    ticket: Option<&Arc<Ticket>>,
+) {
+    let delivery = Delivery {
+        origin,
+        event,
+        ticket,
+    };
+    for entry in sinks {
+        if let Offer::Full = entry.sink.try_deliver(&delivery) {
+            entry.sink.deliver(&delivery).await;
+        }
     }
 }
 

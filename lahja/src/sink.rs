@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::request::{IncomingRequest, Ticket};
-use crate::{Event, Request};
+use crate::{Event, Request, Result, codec};
 
 /// One event offered to the sinks of its ID.
 pub(crate) struct Delivery<'a> {
@@ -35,6 +35,8 @@ pub(crate) enum Offer {
 pub(crate) type WaitForRoom<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 pub(crate) trait Sink: Send + Sync {
+    /// Decodes a body of this sink's type (once per frame, for all sinks).
+    fn decode(&self, body: &[u8]) -> Result<Box<dyn Any + Send + Sync>>;
     /// Delivers if there is room; never waits.
     fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer;
     /// Delivers, waiting for room (the slow path, after `Full`).
@@ -50,12 +52,20 @@ fn downcast<E: Event>(delivery: &Delivery<'_>) -> E {
     }
 }
 
+fn decode_boxed<E: Event>(body: &[u8]) -> Result<Box<dyn Any + Send + Sync>> {
+    Ok(Box::new(codec::decode::<E>(body)?))
+}
+
 /// A bounded channel: `stream`, `stream_with_origin` and `wait_for`.
 pub(crate) struct StreamSink<E> {
     pub(crate) tx: mpsc::Sender<(Arc<str>, E)>,
 }
 
 impl<E: Event> Sink for StreamSink<E> {
+    fn decode(&self, body: &[u8]) -> Result<Box<dyn Any + Send + Sync>> {
+        decode_boxed::<E>(body)
+    }
+
     fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer {
         match self.tx.try_reserve() {
             Ok(permit) => {
@@ -83,6 +93,10 @@ pub(crate) struct CallbackSink<E> {
 }
 
 impl<E: Event> Sink for CallbackSink<E> {
+    fn decode(&self, body: &[u8]) -> Result<Box<dyn Any + Send + Sync>> {
+        decode_boxed::<E>(body)
+    }
+
     fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer {
         let event = downcast::<E>(delivery);
         if catch_unwind(AssertUnwindSafe(|| (self.callback)(event))).is_err() {
@@ -115,6 +129,10 @@ impl<R: Request> RequestSink<R> {
 }
 
 impl<R: Request> Sink for RequestSink<R> {
+    fn decode(&self, body: &[u8]) -> Result<Box<dyn Any + Send + Sync>> {
+        decode_boxed::<R>(body)
+    }
+
     fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer {
         let Some(ticket) = delivery.ticket else {
             return Offer::Delivered;

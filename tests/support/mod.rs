@@ -35,3 +35,143 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     })
     .await
 }
+
+/// A folder of its own for one test's sockets, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(unique("lahja-test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn socket(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(format!("{name}.sock"))
+    }
+
+    pub fn config(&self, name: &str) -> lahja::ConnectionConfig {
+        lahja::ConnectionConfig::new(name, self.socket(name))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `lahja-peer` child process, scripted line by line.
+pub struct Peer {
+    pub name: String,
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// Lines read while looking for another one.
+    backlog: std::collections::VecDeque<String>,
+}
+
+impl Peer {
+    /// Starts the helper process.
+    pub fn spawn(name: &str) -> Peer {
+        use std::process::Stdio;
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lahja-peer"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start lahja-peer");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Peer {
+            name: name.to_owned(),
+            child,
+            stdin,
+            stdout,
+            backlog: Default::default(),
+        }
+    }
+
+    /// Starts a peer serving `name` in `dir`.
+    pub async fn serving(name: &str, dir: &TempDir) -> Peer {
+        let mut peer = Peer::spawn(name);
+        let path = dir.socket(name);
+        peer.ok(&format!("serve {name} {}", path.display())).await;
+        peer
+    }
+
+    /// Starts a peer running `name` (not serving).
+    pub async fn running(name: &str) -> Peer {
+        let mut peer = Peer::spawn(name);
+        peer.ok(&format!("run {name}")).await;
+        peer
+    }
+
+    pub async fn send(&mut self, command: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .expect("peer stdin");
+    }
+
+    /// The next line starting with `prefix` (other lines are kept for later).
+    pub async fn line(&mut self, prefix: &str) -> String {
+        if let Some(i) = self.backlog.iter().position(|l| l.starts_with(prefix)) {
+            return self.backlog.remove(i).unwrap();
+        }
+        let name = self.name.clone();
+        within(&format!("`{prefix}` from peer {name}"), async {
+            loop {
+                match self.stdout.next_line().await.expect("peer stdout") {
+                    Some(line) if line.starts_with(prefix) => return line,
+                    Some(line) => self.backlog.push_back(line),
+                    None => panic!("peer {name} exited while we waited for `{prefix}`"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// The reply to `command`: a line starting with `ok` or `err`.
+    pub async fn reply(&mut self, command: &str) -> String {
+        self.send(command).await;
+        let name = self.name.clone();
+        within(&format!("reply to `{command}` from peer {name}"), async {
+            loop {
+                match self.stdout.next_line().await.expect("peer stdout") {
+                    Some(line) if line.starts_with("ok") || line.starts_with("err") => return line,
+                    Some(line) => self.backlog.push_back(line),
+                    None => panic!("peer {name} exited before replying to `{command}`"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs `command`, which must succeed; returns what follows `ok`.
+    pub async fn ok(&mut self, command: &str) -> String {
+        let reply = self.reply(command).await;
+        assert!(
+            reply.starts_with("ok"),
+            "peer {}: `{command}` -> {reply}",
+            self.name
+        );
+        reply.trim_start_matches("ok").trim().to_owned()
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill peer");
+    }
+
+    /// Asks the process to exit and waits for it.
+    pub async fn exit(mut self) {
+        self.send("exit").await;
+        within("peer exit", self.child.wait())
+            .await
+            .expect("peer exit");
+    }
+}

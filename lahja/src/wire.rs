@@ -1,0 +1,434 @@
+//! The frame layout (see `docs/PROTOCOL.md`): parsing and writing frames.
+//!
+//! ```text
+//! u32 LE length (of everything after it)
+//! u8 kind | u8 flags | u64 LE event id | u64 LE request id   (the 18-byte header)
+//! body (bincode; snappy raw block format when flags & COMPRESSED)
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::{Error, EventId, Result, codec};
+
+pub(crate) const PROTOCOL_VERSION: u16 = 1;
+pub(crate) const MAGIC: [u8; 4] = *b"LAHJ";
+pub(crate) const LEN_BYTES: usize = 4;
+pub(crate) const HEADER_BYTES: usize = 18;
+pub(crate) const FLAG_COMPRESSED: u8 = 0x01;
+
+/// The message kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Hello = 1,
+    Reject = 2,
+    Subscriptions = 3,
+    Event = 4,
+    Request = 5,
+    Response = 6,
+    Dropped = 7,
+}
+
+impl Kind {
+    fn from_u8(raw: u8) -> Option<Kind> {
+        Some(match raw {
+            1 => Kind::Hello,
+            2 => Kind::Reject,
+            3 => Kind::Subscriptions,
+            4 => Kind::Event,
+            5 => Kind::Request,
+            6 => Kind::Response,
+            7 => Kind::Dropped,
+            _ => return None,
+        })
+    }
+}
+
+/// One parsed frame, borrowing its body from the read buffer.
+#[derive(Debug)]
+pub(crate) struct Frame<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) flags: u8,
+    pub(crate) event_id: EventId,
+    pub(crate) request_id: u64,
+    pub(crate) body: &'a [u8],
+}
+
+/// A protocol violation: the connection that sent it is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Violation {
+    TooLarge { len: usize, max: usize },
+    TooShort { len: usize },
+    UnknownKind(u8),
+    UnknownFlags(u8),
+    BadCompression(String),
+    BadBody(String),
+    Unexpected(Kind),
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the maximum of {max}")
+            }
+            Violation::TooShort { len } => {
+                write!(f, "frame of {len} bytes is shorter than a header")
+            }
+            Violation::UnknownKind(kind) => write!(f, "unknown message kind {kind}"),
+            Violation::UnknownFlags(flags) => write!(f, "unknown flags {flags:#04x}"),
+            Violation::BadCompression(why) => write!(f, "invalid snappy body: {why}"),
+            Violation::BadBody(why) => write!(f, "body does not decode: {why}"),
+            Violation::Unexpected(kind) => write!(f, "unexpected {kind:?} message"),
+        }
+    }
+}
+
+/// Accumulates bytes read from a connection and cuts them into frames.
+pub(crate) struct FrameBuffer {
+    buf: Vec<u8>,
+    start: usize,
+    max_frame: usize,
+}
+
+impl FrameBuffer {
+    pub(crate) fn new(max_frame: usize) -> Self {
+        FrameBuffer {
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+            max_frame,
+        }
+    }
+
+    /// Appends raw bytes (what a read would have added).
+    #[cfg(test)]
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame, `None` if more bytes are needed.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame<'_>>, Violation> {
+        let available = &self.buf[self.start..];
+        let Some(prefix) = available.first_chunk::<LEN_BYTES>() else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes(*prefix) as usize;
+        if len > self.max_frame {
+            return Err(Violation::TooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        if len < HEADER_BYTES {
+            return Err(Violation::TooShort { len });
+        }
+        if available.len() < LEN_BYTES + len {
+            // Make room for the rest of this frame in one go.
+            self.buf.reserve(LEN_BYTES + len - available.len());
+            return Ok(None);
+        }
+        let header = &available[LEN_BYTES..LEN_BYTES + HEADER_BYTES];
+        let kind = Kind::from_u8(header[0]).ok_or(Violation::UnknownKind(header[0]))?;
+        let flags = header[1];
+        if flags & !FLAG_COMPRESSED != 0 {
+            return Err(Violation::UnknownFlags(flags));
+        }
+        let event_id = u64::from_le_bytes(header[2..10].try_into().expect("8 bytes"));
+        let request_id = u64::from_le_bytes(header[10..18].try_into().expect("8 bytes"));
+        let body_start = self.start + LEN_BYTES + HEADER_BYTES;
+        let body_end = self.start + LEN_BYTES + len;
+        self.start = body_end;
+        Ok(Some(Frame {
+            kind,
+            flags,
+            event_id: EventId::from_u64(event_id),
+            request_id,
+            body: &self.buf[body_start..body_end],
+        }))
+    }
+
+    /// Reads more bytes; `Ok(0)` at end of stream.
+    pub(crate) async fn fill<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+    ) -> std::io::Result<usize> {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+            self.buf.reserve(64 * 1024);
+        }
+        reader.read_buf(&mut self.buf).await
+    }
+}
+
+/// The body of a frame, decompressed when flagged.
+pub(crate) fn body<'a>(frame: &Frame<'a>, max_frame: usize) -> Result<Cow<'a, [u8]>, Violation> {
+    if frame.flags & FLAG_COMPRESSED == 0 {
+        return Ok(Cow::Borrowed(frame.body));
+    }
+    let len = snap::raw::decompress_len(frame.body)
+        .map_err(|e| Violation::BadCompression(e.to_string()))?;
+    if len > max_frame {
+        return Err(Violation::TooLarge {
+            len,
+            max: max_frame,
+        });
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(frame.body)
+        .map(Cow::Owned)
+        .map_err(|e| Violation::BadCompression(e.to_string()))
+}
+
+/// Limits that shape outgoing frames.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) compress_above: usize,
+    pub(crate) max_frame: usize,
+}
+
+/// Appends a frame whose body `write_body` appends; compresses the body
+/// when it is large and that helps; fails (appending nothing) when the
+/// frame exceeds `max_frame`.
+pub(crate) fn append_frame(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    event_id: EventId,
+    request_id: u64,
+    limits: Limits,
+    write_body: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0; LEN_BYTES]);
+    out.push(kind as u8);
+    out.push(0);
+    out.extend_from_slice(&event_id.as_u64().to_le_bytes());
+    out.extend_from_slice(&request_id.to_le_bytes());
+    let body_start = out.len();
+    if let Err(error) = write_body(out) {
+        out.truncate(start);
+        return Err(error);
+    }
+    if out.len() - body_start >= limits.compress_above {
+        let compressed = snap::raw::Encoder::new()
+            .compress_vec(&out[body_start..])
+            .map_err(|e| Error::Codec(e.to_string()));
+        match compressed {
+            Ok(compressed) if compressed.len() < out.len() - body_start => {
+                out.truncate(body_start);
+                out.extend_from_slice(&compressed);
+                out[start + LEN_BYTES + 1] = FLAG_COMPRESSED;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                out.truncate(start);
+                return Err(error);
+            }
+        }
+    }
+    let len = out.len() - start - LEN_BYTES;
+    if len > limits.max_frame || u32::try_from(len).is_err() {
+        out.truncate(start);
+        return Err(Error::Codec(format!(
+            "a frame of {len} bytes exceeds max_frame_bytes ({})",
+            limits.max_frame
+        )));
+    }
+    out[start..start + LEN_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Appends a frame carrying `value` encoded as the body.
+pub(crate) fn append_encoded<T: Serialize>(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    event_id: EventId,
+    request_id: u64,
+    limits: Limits,
+    value: &T,
+) -> Result<()> {
+    append_frame(out, kind, event_id, request_id, limits, |out| {
+        codec::encode_into(value, out)
+    })
+}
+
+/// The first message on a connection, from both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// The sender's endpoint name.
+    pub(crate) name: String,
+    /// Every event type the sender knows: (ID, schema fingerprint).
+    pub(crate) events: Vec<(u64, u64)>,
+    /// The IDs the sender is subscribed to.
+    pub(crate) subscriptions: Vec<u64>,
+}
+
+/// Why a server refused a connection (sent instead of its hello).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Reject {
+    Refused {
+        reason: String,
+    },
+    SchemaMismatch {
+        event: String,
+        server_schema: u64,
+        client_schema: u64,
+    },
+}
+
+/// A hello body: magic and version in fixed bytes (so any future version
+/// can still be told apart), then the encoded [`Hello`].
+pub(crate) fn append_hello(out: &mut Vec<u8>, hello: &Hello, limits: Limits) -> Result<()> {
+    append_frame(out, Kind::Hello, EventId::from_u64(0), 0, limits, |out| {
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        codec::encode_into(hello, out)
+    })
+}
+
+/// Reads a hello body; a wrong magic or version is a clear refusal reason.
+pub(crate) fn parse_hello(body: &[u8]) -> std::result::Result<Hello, String> {
+    let Some((magic, rest)) = body.split_first_chunk::<4>() else {
+        return Err("hello too short".into());
+    };
+    if *magic != MAGIC {
+        return Err("not a lahja hello (bad magic)".into());
+    }
+    let Some((version, rest)) = rest.split_first_chunk::<2>() else {
+        return Err("hello too short".into());
+    };
+    let version = u16::from_le_bytes(*version);
+    if version != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version {version} is not supported (this endpoint speaks {PROTOCOL_VERSION})"
+        ));
+    }
+    codec::decode(rest).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        compress_above: 64,
+        max_frame: 1 << 20,
+    };
+
+    #[test]
+    fn frames_round_trip_and_large_bodies_are_compressed() {
+        let mut out = Vec::new();
+        let small = vec![7u8; 10];
+        let large = vec![7u8; 10_000];
+        append_encoded(&mut out, Kind::Event, EventId::of("a"), 0, LIMITS, &small).unwrap();
+        append_encoded(
+            &mut out,
+            Kind::Request,
+            EventId::of("b"),
+            42,
+            LIMITS,
+            &large,
+        )
+        .unwrap();
+        let mut frames = FrameBuffer::new(LIMITS.max_frame);
+        frames.extend(&out);
+
+        let first = frames.next_frame().unwrap().unwrap();
+        assert_eq!((first.kind, first.flags), (Kind::Event, 0));
+        assert_eq!(first.event_id, EventId::of("a"));
+        let decoded: Vec<u8> = codec::decode(&body(&first, LIMITS.max_frame).unwrap()).unwrap();
+        assert_eq!(decoded, small);
+
+        let second = frames.next_frame().unwrap().unwrap();
+        assert_eq!(
+            (second.kind, second.flags),
+            (Kind::Request, FLAG_COMPRESSED)
+        );
+        assert_eq!(second.request_id, 42);
+        assert!(
+            second.body.len() < 1000,
+            "10 kB of one byte compresses well"
+        );
+        let decoded: Vec<u8> = codec::decode(&body(&second, LIMITS.max_frame).unwrap()).unwrap();
+        assert_eq!(decoded, large);
+        assert!(frames.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn oversized_and_malformed_frames_are_violations() {
+        let mut frames = FrameBuffer::new(100);
+        frames.extend(&101u32.to_le_bytes());
+        assert_eq!(
+            frames.next_frame().unwrap_err(),
+            Violation::TooLarge { len: 101, max: 100 }
+        );
+
+        let mut frames = FrameBuffer::new(100);
+        frames.extend(&3u32.to_le_bytes());
+        assert_eq!(
+            frames.next_frame().unwrap_err(),
+            Violation::TooShort { len: 3 }
+        );
+
+        let mut frame = Vec::new();
+        append_frame(&mut frame, Kind::Event, EventId::of("x"), 0, LIMITS, |_| {
+            Ok(())
+        })
+        .unwrap();
+        frame[LEN_BYTES] = 99;
+        let mut frames = FrameBuffer::new(100);
+        frames.extend(&frame);
+        assert_eq!(frames.next_frame().unwrap_err(), Violation::UnknownKind(99));
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_not_written() {
+        let mut out = vec![1, 2, 3];
+        let limits = Limits {
+            compress_above: usize::MAX,
+            max_frame: 50,
+        };
+        let error = append_encoded(
+            &mut out,
+            Kind::Event,
+            EventId::of("x"),
+            0,
+            limits,
+            &vec![0u8; 100],
+        );
+        assert!(matches!(error, Err(Error::Codec(_))));
+        assert_eq!(out, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn hello_checks_magic_and_version() {
+        let hello = Hello {
+            name: "a".into(),
+            events: vec![(1, 2)],
+            subscriptions: vec![3],
+        };
+        let mut out = Vec::new();
+        append_hello(&mut out, &hello, LIMITS).unwrap();
+        let mut frames = FrameBuffer::new(LIMITS.max_frame);
+        frames.extend(&out);
+        let frame = frames.next_frame().unwrap().unwrap();
+        assert_eq!(parse_hello(frame.body).unwrap(), hello);
+
+        let mut wrong_version = frame.body.to_vec();
+        wrong_version[4] = 9;
+        assert!(
+            parse_hello(&wrong_version)
+                .unwrap_err()
+                .contains("version 9")
+        );
+        assert!(parse_hello(b"HTTP/1.1").unwrap_err().contains("magic"));
+    }
+}
