@@ -145,6 +145,11 @@ async fn main() {
                 holders.subscriptions.push(sub);
                 println!("ok");
             }
+            "subscribe-blob" => {
+                let sub = ep.subscribe(|Blob(bytes): Blob| println!("blob {}", bytes.len()));
+                holders.subscriptions.push(sub);
+                println!("ok");
+            }
             "subscribe-panicky" => {
                 let sub = ep.subscribe(|Numbered(n): Numbered| {
                     if n % 2 == 1 {
@@ -162,6 +167,16 @@ async fn main() {
                         println!("stream {n} from {origin}");
                     }
                     println!("stream ended");
+                }));
+                println!("ok");
+            }
+            "stream-double" => {
+                // The request type as a plain event: seen, never answered.
+                let mut stream = ep.stream::<Double>();
+                holders.tasks.push(tokio::spawn(async move {
+                    while let Some(Double(n)) = stream.next().await {
+                        println!("plain {n}");
+                    }
                 }));
                 println!("ok");
             }

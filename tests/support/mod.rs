@@ -175,3 +175,51 @@ impl Peer {
             .expect("peer exit");
     }
 }
+
+/// Who serves in an endpoint pair (lahja runs its pair tests both ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The in-test endpoint serves; the child process connects to it.
+    TestServes,
+    /// The child process serves; the in-test endpoint connects to it.
+    PeerServes,
+}
+
+pub const BOTH_WAYS: [Direction; 2] = [Direction::TestServes, Direction::PeerServes];
+
+/// An in-test endpoint and a child process connected to each other.
+pub async fn pair(dir: &TempDir, direction: Direction) -> (lahja::Endpoint, Peer) {
+    pair_with(dir, direction, lahja::EndpointOptions::default()).await
+}
+
+pub async fn pair_with(
+    dir: &TempDir,
+    direction: Direction,
+    options: lahja::EndpointOptions,
+) -> (lahja::Endpoint, Peer) {
+    let own = unique("test");
+    let other = unique("peer");
+    match direction {
+        Direction::TestServes => {
+            let endpoint = lahja::Endpoint::serve_with(dir.config(&own), options)
+                .await
+                .unwrap();
+            let mut peer = Peer::running(&other).await;
+            peer.ok(&format!("connect {own} {}", dir.socket(&own).display()))
+                .await;
+            within("peer connected", endpoint.wait_until_connected_to(&other))
+                .await
+                .unwrap();
+            (endpoint, peer)
+        }
+        Direction::PeerServes => {
+            let peer = Peer::serving(&other, dir).await;
+            let endpoint = lahja::Endpoint::run_with(own, options).await.unwrap();
+            endpoint
+                .connect_to_endpoints([dir.config(&other)])
+                .await
+                .unwrap();
+            (endpoint, peer)
+        }
+    }
+}
