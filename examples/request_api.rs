@@ -1,9 +1,13 @@
-//! Typed request/response: a responder answers `GetPeerCount` with a
-//! `PeerCount`, and the compiler checks that pairing.
+//! Typed request/response between two processes.
 //!
-//! Run with `cargo run --example request_api`.
+//! Run with `cargo run --example request_api`: this process starts a
+//! responder process (this same program with the role argument
+//! `responder`), connects to it and asks it for the peer count. The
+//! compiler checks that `GetPeerCount` is answered with a `PeerCount`.
 
-use lahja::{Endpoint, Event};
+use std::process::Command;
+
+use lahja::{ConnectionConfig, Endpoint, Event};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug)]
@@ -14,28 +18,58 @@ struct GetPeerCount;
 struct PeerCount(usize);
 
 #[tokio::main]
-async fn main() -> lahja::Result<()> {
-    let endpoint = Endpoint::run("request-api-demo").await?;
-
-    let mut requests = endpoint.stream_requests::<GetPeerCount>();
-    let responder = tokio::spawn(async move {
-        let mut answered = 0;
-        while let Some(request) = requests.next().await {
-            println!("responder: got a request from {}", request.origin());
-            answered += 1;
-            request.respond(PeerCount(answered * 10)).await?;
-        }
-        Ok::<_, lahja::Error>(())
-    });
-
-    for _ in 0..3 {
-        println!("requester: requesting the peer count");
-        let PeerCount(peers) = endpoint.request(GetPeerCount).await?;
-        println!("requester: got answer: {peers} peers");
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("responder") => responder(ConnectionConfig::new("responder", &args[2])).await,
+        _ => requester().await,
     }
+}
 
+async fn requester() -> Result<(), Box<dyn std::error::Error>> {
+    let folder = std::env::temp_dir().join(format!("lahja-request-api-{}", std::process::id()));
+    std::fs::create_dir_all(&folder)?;
+    let config = ConnectionConfig::new("responder", folder.join("responder.sock"));
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("responder")
+        .arg(&config.path)
+        .spawn()?;
+
+    let endpoint = Endpoint::run("requester").await?;
+    // Retries until the responder's socket appears.
+    endpoint.connect_to_endpoints([config]).await?;
+    endpoint
+        .wait_until_endpoint_subscribed_to::<GetPeerCount>("responder")
+        .await?;
+    for _ in 0..3 {
+        println!("requester: Requesting");
+        let PeerCount(peers) = endpoint.request(GetPeerCount).await?;
+        println!("requester: Got answer: {peers} peers");
+    }
     endpoint.stop().await;
-    responder.await.expect("responder task")?;
-    println!("done");
+    let status = child.wait()?;
+    std::fs::remove_dir_all(&folder)?;
+    println!("requester: done (responder exited with {status})");
+    Ok(())
+}
+
+async fn responder(config: ConnectionConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let endpoint = Endpoint::serve(config).await?;
+    let mut requests = endpoint.stream_requests::<GetPeerCount>();
+    endpoint.wait_until_connected_to("requester").await?;
+    let mut answered = 0;
+    // Answer until the requester disconnects.
+    while endpoint.is_connected_to("requester") {
+        tokio::select! {
+            Some(request) = requests.next() => {
+                answered += 1;
+                println!("responder: answering request {answered} from {}", request.origin());
+                request.respond(PeerCount(answered * 10)).await?;
+            }
+            changed = endpoint.wait_until_connections_change() => changed?,
+        }
+    }
+    endpoint.stop().await;
+    println!("responder: the requester left, bye");
     Ok(())
 }

@@ -1,0 +1,65 @@
+//! The examples run and say what they should (lahja's test_examples.py).
+//! `cargo test` builds the examples before running tests; they sit in
+//! `target/<profile>/examples/`, next to this test's `deps/` folder.
+
+mod support;
+
+use std::path::PathBuf;
+
+fn example(name: &str) -> PathBuf {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    deps.parent().unwrap().join("examples").join(name)
+}
+
+async fn run(name: &str) -> String {
+    let output = support::within(
+        name,
+        tokio::process::Command::new(example(name))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot run example {name}: {e}"));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{name} failed: {stdout}");
+    stdout
+}
+
+#[tokio::test]
+async fn inter_process_ping_pong() {
+    let out = run("inter_process_ping_pong").await;
+    assert!(out.contains("proc1: hello, proc2 is connected"), "{out}");
+    assert!(out.contains("proc2: hello, connected to proc1"), "{out}");
+    assert_eq!(
+        out.matches("Received via SUBSCRIBE API in proc1").count(),
+        3,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("Received via SUBSCRIBE API in proc2").count(),
+        3,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("Received via STREAM API in proc2").count(),
+        3,
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn request_api() {
+    let out = run("request_api").await;
+    assert_eq!(out.matches("requester: Requesting").count(), 3, "{out}");
+    for answer in [
+        "Got answer: 10 peers",
+        "Got answer: 20 peers",
+        "Got answer: 30 peers",
+    ] {
+        assert!(out.contains(answer), "{out}");
+    }
+}
