@@ -95,7 +95,7 @@ async fn a_stalled_peer_blocks_only_its_own_traffic() {
         .unwrap();
     within("disconnect", async {
         while producer.is_connected_to(&stalled_name) {
-            producer.wait_until_connections_change().await.unwrap();
+            tokio::task::yield_now().await;
         }
     })
     .await;
