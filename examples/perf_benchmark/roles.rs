@@ -1,0 +1,234 @@
+//! The lahja side of each workload, and the consumer check shared with
+//! the baseline.
+
+use std::path::Path;
+use std::time::Duration;
+
+use lahja::{ConnectionConfig, Endpoint, EndpointOptions};
+
+use crate::events::{BenchEvent, Ping, Pong};
+use crate::stats::{Latency, now_ns, peak_rss_kib, report, rss_kib};
+
+/// Receives `events` events, checking order and count, and reports
+/// throughput (from the first event's send time), latency and peak RSS.
+pub async fn consume(events: u64, mut next: impl AsyncFnMut() -> Option<BenchEvent>) {
+    let mut latencies = Vec::with_capacity(events as usize);
+    let mut first_sent = 0;
+    let mut in_order = true;
+    let mut received = 0;
+    while received < events {
+        let Some(event) = next().await else { break };
+        let now = now_ns();
+        if received == 0 {
+            first_sent = event.sent_ns;
+        }
+        in_order &= event.seq == received;
+        latencies.push(now.saturating_sub(event.sent_ns));
+        received += 1;
+    }
+    let seconds = (now_ns() - first_sent) as f64 / 1e9;
+    let latency = Latency::of(latencies);
+    report(&[
+        ("received", received.to_string()),
+        ("in_order", in_order.to_string()),
+        ("events_per_s", format!("{:.0}", received as f64 / seconds)),
+        ("p50_us", format!("{:.1}", latency.p50_us)),
+        ("p99_us", format!("{:.1}", latency.p99_us)),
+        ("peak_rss_kib", peak_rss_kib().to_string()),
+    ]);
+}
+
+/// lahja broadcast producer: serves, waits for `consumers` subscribers,
+/// broadcasts, then stops (which flushes what is queued).
+pub async fn producer(path: &Path, consumers: usize, events: u64, payload: usize) {
+    let endpoint = Endpoint::serve(ConnectionConfig::new("producer", path))
+        .await
+        .expect("serve");
+    let names: Vec<String> = (0..consumers).map(|i| format!("consumer-{i}")).collect();
+    for name in &names {
+        endpoint
+            .wait_until_endpoint_subscribed_to::<BenchEvent>(name)
+            .await
+            .expect("consumer");
+    }
+    let started = now_ns();
+    let body = vec![0xab; payload];
+    for seq in 0..events {
+        let event = BenchEvent {
+            seq,
+            sent_ns: now_ns(),
+            payload: body.clone(),
+        };
+        endpoint.broadcast(event).await.expect("broadcast");
+    }
+    endpoint.stop().await;
+    let seconds = (now_ns() - started) as f64 / 1e9;
+    report(&[
+        ("seconds", format!("{seconds:.6}")),
+        ("peak_rss_kib", peak_rss_kib().to_string()),
+    ]);
+}
+
+/// lahja broadcast consumer: streams every event.
+pub async fn consumer(path: &Path, index: usize, events: u64) {
+    let endpoint = Endpoint::run(format!("consumer-{index}"))
+        .await
+        .expect("run");
+    let mut stream = endpoint.stream::<BenchEvent>();
+    endpoint
+        .connect_to_endpoints([ConnectionConfig::new("producer", path)])
+        .await
+        .expect("connect");
+    consume(events, async || stream.next().await).await;
+}
+
+/// lahja responder: answers every Ping.
+pub async fn responder(path: &Path) {
+    let endpoint = Endpoint::serve(ConnectionConfig::new("responder", path))
+        .await
+        .expect("serve");
+    let _answers =
+        endpoint.handle_requests(|Ping { seq, payload }| async move { Pong { seq, payload } });
+    endpoint
+        .wait_until_connected_to("requester")
+        .await
+        .expect("requester");
+    // Serve until the requester leaves.
+    while endpoint.is_connected_to("requester") {
+        endpoint
+            .wait_until_connections_change()
+            .await
+            .expect("running");
+    }
+}
+
+async fn requester(path: &Path) -> Endpoint {
+    let endpoint = Endpoint::run("requester").await.expect("run");
+    endpoint
+        .connect_to_endpoints([ConnectionConfig::new("responder", path)])
+        .await
+        .expect("connect");
+    endpoint
+        .wait_until_endpoint_subscribed_to::<Ping>("responder")
+        .await
+        .expect("responder");
+    endpoint
+}
+
+/// Sequential typed requests; latency of each.
+pub async fn roundtrip(path: &Path, count: u64, payload: usize) -> (f64, Latency) {
+    let endpoint = requester(path).await;
+    let body = vec![0xcd; payload];
+    let mut samples = Vec::with_capacity(count as usize);
+    let started = now_ns();
+    for seq in 0..count {
+        let sent = now_ns();
+        let pong = endpoint
+            .request(Ping {
+                seq,
+                payload: body.clone(),
+            })
+            .await
+            .expect("request");
+        assert_eq!(pong.seq, seq);
+        samples.push(now_ns() - sent);
+    }
+    let rate = count as f64 / ((now_ns() - started) as f64 / 1e9);
+    endpoint.stop().await;
+    (rate, Latency::of(samples))
+}
+
+/// `count` requests from `tasks` concurrent tasks; requests/s.
+pub async fn pipelined(path: &Path, count: u64, tasks: usize, payload: usize) -> f64 {
+    let endpoint = requester(path).await;
+    let started = now_ns();
+    let per_task = count / tasks as u64;
+    let workers: Vec<_> = (0..tasks as u64)
+        .map(|task| {
+            let endpoint = endpoint.clone();
+            let body = vec![0xcd; payload];
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    let seq = task * per_task + i;
+                    let pong = endpoint
+                        .request(Ping {
+                            seq,
+                            payload: body.clone(),
+                        })
+                        .await
+                        .expect("request");
+                    assert_eq!(pong.seq, seq);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let rate = (per_task * tasks as u64) as f64 / ((now_ns() - started) as f64 / 1e9);
+    endpoint.stop().await;
+    rate
+}
+
+/// Stalled consumer, producer side: broadcasts for `seconds` to a consumer
+/// that never reads, and reports whether it ended up blocked (not dropping)
+/// and its RSS before and after.
+pub async fn stall_producer(path: &Path, seconds: f64, payload: usize, options: EndpointOptions) {
+    let endpoint = Endpoint::serve_with(ConnectionConfig::new("producer", path), options)
+        .await
+        .expect("serve");
+    endpoint
+        .wait_until_endpoint_subscribed_to::<BenchEvent>("stalled")
+        .await
+        .expect("consumer");
+    let rss_before = rss_kib();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
+    let body = vec![0xab; payload];
+    let mut sent = 0u64;
+    let mut blocked = false;
+    while tokio::time::Instant::now() < deadline {
+        let event = BenchEvent {
+            seq: sent,
+            sent_ns: now_ns(),
+            payload: body.clone(),
+        };
+        match tokio::time::timeout_at(deadline, endpoint.broadcast(event)).await {
+            Ok(result) => {
+                result.expect("broadcast");
+                sent += 1;
+            }
+            Err(_) => blocked = true,
+        }
+    }
+    report(&[
+        ("sent", sent.to_string()),
+        ("blocked", blocked.to_string()),
+        ("rss_before_kib", rss_before.to_string()),
+        ("rss_after_kib", rss_kib().to_string()),
+    ]);
+    // Leave without flushing to a consumer that will never read.
+    std::process::exit(0);
+}
+
+/// Stalled consumer, consumer side: subscribes, never reads, and reports
+/// its RSS once at the start and once when told (a line on stdin).
+pub async fn stall_consumer(path: &Path, capacity: usize) {
+    let options = EndpointOptions {
+        stream_capacity: capacity,
+        ..Default::default()
+    };
+    let endpoint = Endpoint::run_with("stalled", options).await.expect("run");
+    let _never_read = endpoint.stream::<BenchEvent>();
+    endpoint
+        .connect_to_endpoints([ConnectionConfig::new("producer", path)])
+        .await
+        .expect("connect");
+    report(&[("rss_kib", rss_kib().to_string())]);
+    let mut line = String::new();
+    let _ = tokio::io::AsyncBufReadExt::read_line(
+        &mut tokio::io::BufReader::new(tokio::io::stdin()),
+        &mut line,
+    )
+    .await;
+    report(&[("rss_kib", rss_kib().to_string())]);
+}

@@ -1,0 +1,84 @@
+//! Clocks, percentiles, and the `RESULT key=value ...` lines that role
+//! processes report with.
+
+use std::collections::BTreeMap;
+
+/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// p-th percentile (0..=100) of sorted values.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Latency summary in microseconds.
+pub struct Latency {
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+}
+
+impl Latency {
+    pub fn of(mut samples_ns: Vec<u64>) -> Latency {
+        samples_ns.sort_unstable();
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Latency {
+            p50_us: us(percentile(&samples_ns, 50.0)),
+            p90_us: us(percentile(&samples_ns, 90.0)),
+            p99_us: us(percentile(&samples_ns, 99.0)),
+            max_us: us(samples_ns.last().copied().unwrap_or(0)),
+        }
+    }
+}
+
+/// This process's peak resident set size (VmHWM) in KiB.
+pub fn peak_rss_kib() -> u64 {
+    status_field("VmHWM:")
+}
+
+/// This process's resident set size (VmRSS) in KiB.
+pub fn rss_kib() -> u64 {
+    status_field("VmRSS:")
+}
+
+fn status_field(name: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Prints the one line a role process reports with.
+pub fn report(fields: &[(&str, String)]) {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("RESULT {}", body.join(" "));
+}
+
+/// Parses a `RESULT` line.
+pub fn parse_report(line: &str) -> Option<BTreeMap<String, String>> {
+    let rest = line.strip_prefix("RESULT ")?;
+    Some(
+        rest.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}

@@ -1,0 +1,55 @@
+//! The benchmark still runs: a tiny configuration of every mode must
+//! complete with every consumer receiving every event in order (the
+//! benchmark exits non-zero otherwise). No timing is asserted.
+//! It uses the example binary that `cargo test` already built.
+
+mod support;
+
+#[tokio::test]
+async fn every_mode_completes_with_nothing_lost() {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    let benchmark = deps
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("perf_benchmark");
+    let output = support::within(
+        "the benchmark",
+        tokio::process::Command::new(&benchmark)
+            .args([
+                "--mode",
+                "all",
+                "--events",
+                "1000",
+                "--consumers",
+                "3",
+                "--json",
+            ])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("run perf_benchmark");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "benchmark failed:\n{stdout}\n{stderr}"
+    );
+    for mode in [
+        "broadcast x3",
+        "roundtrip",
+        "request x64",
+        "local",
+        "stalled",
+    ] {
+        assert!(
+            stdout.contains(&format!("\"mode\":\"{mode}\"")),
+            "no {mode} result in:\n{stdout}"
+        );
+    }
+}
