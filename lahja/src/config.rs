@@ -61,7 +61,9 @@ pub(crate) fn runtime_dir() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointOptions {
     /// Outgoing bytes buffered per peer before `broadcast` waits (a single
-    /// larger frame is still sent, alone). Default 4 MiB.
+    /// larger frame is still sent, alone). Default 256 KiB: under a
+    /// saturating producer, queueing latency is about this many bytes over
+    /// the consumer's rate, so bigger is not faster.
     pub queue_bytes: usize,
     /// Events buffered per local stream before `broadcast` waits. Default 1024.
     pub stream_capacity: usize,
@@ -80,7 +82,7 @@ pub struct EndpointOptions {
 impl Default for EndpointOptions {
     fn default() -> Self {
         EndpointOptions {
-            queue_bytes: 4 << 20,
+            queue_bytes: 256 * 1024,
             stream_capacity: 1024,
             max_frame_bytes: 16 << 20,
             compress_above: 1024,

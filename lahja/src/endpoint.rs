@@ -390,9 +390,7 @@ impl Endpoint {
         let shared = self.shared();
         let route = shared.route(R::ID, R::NAME, &config)?;
         let (id, answer, _pending) = shared.register_request(&route);
-        let ticket = route
-            .reaches_self()
-            .then(|| Ticket::new(id, shared.name.clone(), shared));
+        let ticket = route.reaches_self().then(|| Ticket::local(id, shared));
         shared
             .deliver(&route, &request, ticket.as_ref(), Some(id))
             .await?;

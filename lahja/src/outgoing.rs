@@ -3,13 +3,18 @@
 //!
 //! The writer swaps the whole buffer out and writes it with one
 //! `write_all`, so a burst of small events becomes a few large writes while
-//! a single event on an idle connection is written at once. Memory per
-//! peer stays under two buffers: the one filling and the one being written.
+//! a single event on an idle connection is written at once. The bound
+//! counts the batch being written too, so a peer's queued bytes never
+//! exceed `queue_bytes` (but for one oversized frame, sent alone).
 
 use std::sync::Mutex;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
+
+/// A wake-up this soon after the previous write means more frames are on
+/// their way (a round trip between processes takes longer than this).
+const BUSY_GAP: std::time::Duration = std::time::Duration::from_micros(30);
 
 /// The queue is closed (the peer is gone or the endpoint stopped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +29,10 @@ pub(crate) enum TryPushError {
 
 struct Buffer {
     bytes: Vec<u8>,
+    /// Frames in `bytes`.
+    frames: usize,
+    /// Bytes the writer took and is still writing.
+    in_flight: usize,
     closed: bool,
 }
 
@@ -41,6 +50,8 @@ impl Outgoing {
         Outgoing {
             buffer: Mutex::new(Buffer {
                 bytes: Vec::new(),
+                frames: 0,
+                in_flight: 0,
                 closed: false,
             }),
             data: Notify::new(),
@@ -53,14 +64,16 @@ impl Outgoing {
         self.buffer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `frame` fits: always when the queue is empty (a frame larger
-    /// than the bound is still sent, alone).
+    /// Whether `frame` fits: always when nothing is queued or being
+    /// written (a frame larger than the bound is still sent, alone).
     fn fits(&self, buffer: &Buffer, frame: &[u8]) -> bool {
-        buffer.bytes.is_empty() || buffer.bytes.len() + frame.len() <= self.limit
+        let queued = buffer.bytes.len() + buffer.in_flight;
+        queued == 0 || queued + frame.len() <= self.limit
     }
 
     fn append(&self, mut buffer: std::sync::MutexGuard<'_, Buffer>, frame: &[u8]) {
         buffer.bytes.extend_from_slice(frame);
+        buffer.frames += 1;
         drop(buffer);
         self.data.notify_one();
     }
@@ -119,6 +132,12 @@ impl Outgoing {
     /// write fails; then shuts the write side down.
     pub(crate) async fn run_writer<W: AsyncWrite + Unpin>(&self, mut writer: W) {
         let mut batch = Vec::new();
+        // Whether the connection is busy: the last write carried several
+        // frames, or ended moments before this wake-up. Then waiting one
+        // scheduler turn lets the tasks that are ready add their frames to
+        // the next write. A lone frame on an idle connection goes at once.
+        let mut busy = false;
+        let mut last_write = tokio::time::Instant::now();
         loop {
             let idle = {
                 let mut buffer = self.lock();
@@ -126,19 +145,29 @@ impl Outgoing {
                     break;
                 }
                 std::mem::swap(&mut buffer.bytes, &mut batch);
+                buffer.in_flight = batch.len();
+                if !batch.is_empty() {
+                    busy = buffer.frames > 1;
+                }
+                buffer.frames = 0;
                 batch.is_empty()
             };
             if idle {
                 // A push after the check above left a permit: no lost wake-up.
                 self.data.notified().await;
+                if busy || last_write.elapsed() < BUSY_GAP {
+                    tokio::task::yield_now().await;
+                }
                 continue;
             }
-            self.space.notify_waiters();
             if let Err(error) = writer.write_all(&batch).await {
                 tracing::debug!(%error, "write failed; closing the outgoing queue");
                 self.close();
                 break;
             }
+            self.lock().in_flight = 0;
+            last_write = tokio::time::Instant::now();
+            self.space.notify_waiters();
             batch.clear();
             // Give back memory after a burst of huge frames.
             if batch.capacity() > 2 * self.limit {

@@ -8,7 +8,6 @@
 //! answer and fails at once when it runs empty.
 
 use std::any::Any;
-use std::collections::HashSet;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +15,7 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::oneshot;
 
+use crate::connection::Connection;
 use crate::shared::Shared;
 use crate::{BroadcastConfig, Error, Event, EventId, Request, RequestId, Result, codec, registry};
 
@@ -46,8 +46,9 @@ pub(crate) enum Outcome {
 /// A request waiting for its answer.
 pub(crate) struct Pending {
     pub(crate) tx: oneshot::Sender<Outcome>,
-    /// The endpoints that received it and have not given up yet.
-    pub(crate) targets: HashSet<Arc<str>>,
+    /// The endpoints that received it and have not given up yet (few:
+    /// a list beats a set).
+    pub(crate) targets: Vec<Arc<str>>,
     pub(crate) any_dropped: bool,
 }
 
@@ -92,15 +93,42 @@ pub(crate) fn into_response<R: Request>(outcome: Outcome, endpoint: &str) -> Res
 pub(crate) struct Ticket {
     id: RequestId,
     requester: Arc<str>,
+    /// The requester's connection; `None` when it is this endpoint.
+    via: Option<Arc<Connection>>,
     responder: Weak<Shared>,
     answered: AtomicBool,
 }
 
 impl Ticket {
-    pub(crate) fn new(id: RequestId, requester: Arc<str>, responder: &Arc<Shared>) -> Arc<Self> {
+    /// A ticket for a request this endpoint made to itself.
+    pub(crate) fn local(id: RequestId, responder: &Arc<Shared>) -> Arc<Self> {
+        Self::new(id, responder.name.clone(), None, responder)
+    }
+
+    /// A ticket for a request that arrived over `connection`.
+    pub(crate) fn remote(
+        id: RequestId,
+        connection: &Arc<Connection>,
+        responder: &Arc<Shared>,
+    ) -> Arc<Self> {
+        Self::new(
+            id,
+            connection.name.clone(),
+            Some(connection.clone()),
+            responder,
+        )
+    }
+
+    fn new(
+        id: RequestId,
+        requester: Arc<str>,
+        via: Option<Arc<Connection>>,
+        responder: &Arc<Shared>,
+    ) -> Arc<Self> {
         Arc::new(Ticket {
             id,
             requester,
+            via,
             responder: Arc::downgrade(responder),
             answered: AtomicBool::new(false),
         })
@@ -113,17 +141,29 @@ impl Ticket {
             endpoint: String::new(),
             reason: "the answering endpoint was dropped",
         })?;
-        shared
-            .send_response(response, Some(&self.requester), self.id)
-            .await
+        match &self.via {
+            Some(connection) => {
+                if !shared.is_running() {
+                    return Err(shared.lifecycle("cannot respond"));
+                }
+                shared
+                    .send_response_via(connection, &response, self.id)
+                    .await
+            }
+            None => shared.send_response(response, None, self.id).await,
+        }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if !self.answered.load(Ordering::Acquire) {
-            if let Some(shared) = self.responder.upgrade() {
-                shared.request_dropped(&self.requester, self.id);
+        if self.answered.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(shared) = self.responder.upgrade() {
+            match &self.via {
+                Some(connection) => shared.send_dropped(connection, self.id),
+                None => shared.request_dropped_here(self.id),
             }
         }
     }

@@ -13,9 +13,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::connection::Connection;
+use crate::id_map::IdMap;
 use crate::listener::SocketFile;
 use crate::outgoing::TryPushError;
 use crate::request::{GaveUp, Outcome, Pending, Reply, ReplyValue, Ticket};
+use crate::scratch;
 use crate::sink::{Delivery, Offer, Sink};
 use crate::wire::{self, Frame, Hello, Kind, Limits, Violation};
 use crate::{BroadcastConfig, EndpointOptions, Error, Event, EventId, RequestId, Result, registry};
@@ -56,9 +58,9 @@ pub(crate) struct State {
     name: Arc<str>,
     /// Local subscriptions; a present key always has at least one sink.
     /// Copy-on-write so a broadcast takes its targets with one `Arc` clone.
-    sinks: HashMap<EventId, Arc<[SinkEntry]>>,
+    sinks: IdMap<EventId, Arc<[SinkEntry]>>,
     peers: HashMap<Arc<str>, PeerEntry>,
-    pending: HashMap<RequestId, Pending>,
+    pending: IdMap<RequestId, Pending>,
 }
 
 impl State {
@@ -119,7 +121,7 @@ impl State {
     }
 }
 
-fn subscriptions_frame(sinks: &HashMap<EventId, Arc<[SinkEntry]>>, limits: Limits) -> Vec<u8> {
+fn subscriptions_frame(sinks: &IdMap<EventId, Arc<[SinkEntry]>>, limits: Limits) -> Vec<u8> {
     let ids: Vec<u64> = sinks.keys().map(|id| id.as_u64()).collect();
     let mut frame = Vec::new();
     // A list of IDs always encodes and is far below any sane frame limit.
@@ -166,9 +168,9 @@ impl Shared {
             state: Mutex::new(State {
                 running: true,
                 name,
-                sinks: HashMap::new(),
+                sinks: IdMap::default(),
                 peers: HashMap::new(),
-                pending: HashMap::new(),
+                pending: IdMap::default(),
             }),
             running: AtomicBool::new(true),
             next_request: AtomicU64::new(0),
@@ -273,26 +275,10 @@ impl Shared {
         Ok(route)
     }
 
-    /// The frame that carries `event` to remote targets, encoded once.
-    fn remote_frame<E: Event>(
-        &self,
-        route: &Route,
-        event: &E,
-        kind: Kind,
-        request_id: u64,
-    ) -> Result<Option<Vec<u8>>> {
-        if route.remote.is_empty() {
-            return Ok(None);
-        }
-        let mut frame = Vec::new();
-        wire::append_encoded(&mut frame, kind, E::ID, request_id, self.limits(), event)?;
-        Ok(Some(frame))
-    }
-
-    /// Delivers to every target: local sinks (waiting for room in full
-    /// streams), then the peers' queues (waiting for room). The frame is
-    /// encoded before anything is delivered, so an event that cannot be
-    /// encoded reaches nobody.
+    /// Delivers to every target: the peers' queues, then local sinks
+    /// (waiting for room where a queue or stream is full). The frame is
+    /// encoded once, before anything is delivered, so an event that cannot
+    /// be encoded reaches nobody.
     pub(crate) async fn deliver<E: Event>(
         &self,
         route: &Route,
@@ -305,12 +291,27 @@ impl Shared {
         } else {
             Kind::Event
         };
-        let frame = self.remote_frame(route, event, kind, request.map_or(0, |r| r.0))?;
+        let request_id = request.map_or(0, |r| r.0);
+        let mut blocked = None;
+        if !route.remote.is_empty() {
+            blocked = scratch::with_encoded(
+                |out| wire::append_encoded(out, kind, E::ID, request_id, self.limits(), event),
+                |frame| {
+                    let full: Vec<_> = route
+                        .remote
+                        .iter()
+                        .filter(|peer| peer.outgoing.try_push(frame) == Err(TryPushError::Full))
+                        .cloned()
+                        .collect();
+                    (!full.is_empty()).then(|| (frame.to_vec(), full))
+                },
+            )?;
+        }
         if let Some(sinks) = &route.local {
             deliver_local(sinks, &self.name, event, ticket).await;
         }
-        if let Some(frame) = frame {
-            for peer in &route.remote {
+        if let Some((frame, peers)) = blocked {
+            for peer in peers {
                 // A peer that went away is skipped; the disconnect is
                 // handled (and a request's wait failed) by its reader.
                 let _ = peer.outgoing.push(&frame).await;
@@ -321,8 +322,21 @@ impl Shared {
 
     /// Delivers to every target with room; names the first full one.
     pub(crate) fn deliver_nowait<E: Event>(&self, route: &Route, event: &E) -> Result<()> {
-        let frame = self.remote_frame(route, event, Kind::Event, 0)?;
         let mut full = None;
+        if !route.remote.is_empty() {
+            full = scratch::with_encoded(
+                |out| wire::append_encoded(out, Kind::Event, E::ID, 0, self.limits(), event),
+                |frame| {
+                    let mut full = None;
+                    for peer in &route.remote {
+                        if peer.outgoing.try_push(frame) == Err(TryPushError::Full) {
+                            full.get_or_insert_with(|| peer.name.to_string());
+                        }
+                    }
+                    full
+                },
+            )?;
+        }
         if let Some(sinks) = &route.local {
             let delivery = Delivery {
                 origin: &self.name,
@@ -332,13 +346,6 @@ impl Shared {
             for entry in sinks.iter() {
                 if let Offer::Full = entry.sink.try_deliver(&delivery) {
                     full.get_or_insert_with(|| self.name.to_string());
-                }
-            }
-        }
-        if let Some(frame) = frame {
-            for peer in &route.remote {
-                if let Err(TryPushError::Full) = peer.outgoing.try_push(&frame) {
-                    full.get_or_insert_with(|| peer.name.to_string());
                 }
             }
         }
@@ -514,9 +521,8 @@ impl Shared {
                 let event = sinks[0].sink.decode(&body).map_err(|e| {
                     Violation::BadBody(format!("{}: {e}", registry::describe(frame.event_id)))
                 })?;
-                let ticket = is_request.then(|| {
-                    Ticket::new(RequestId(frame.request_id), connection.name.clone(), self)
-                });
+                let ticket = is_request
+                    .then(|| Ticket::remote(RequestId(frame.request_id), connection, self));
                 let delivery = Delivery {
                     origin: &connection.name,
                     event: &*event,
@@ -596,12 +602,11 @@ impl Shared {
     ) -> (RequestId, oneshot::Receiver<Outcome>, PendingGuard) {
         let id = RequestId(self.next_request.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
-        let targets = route
-            .reaches_self()
-            .then(|| self.name.clone())
-            .into_iter()
-            .chain(route.remote.iter().map(|peer| peer.name.clone()))
-            .collect();
+        let mut targets = Vec::with_capacity(route.remote.len() + 1);
+        if route.reaches_self() {
+            targets.push(self.name.clone());
+        }
+        targets.extend(route.remote.iter().map(|peer| peer.name.clone()));
         self.state().pending.insert(
             id,
             Pending {
@@ -617,16 +622,15 @@ impl Shared {
         (id, rx, guard)
     }
 
-    /// Routes a response to the requester's pending entry, never to
-    /// ordinary subscribers. `requester` `None` means this endpoint. A local
-    /// requester is completed at once; for a remote one this returns the
-    /// frame to queue (none if the requester is gone).
-    fn response_frame<E: Event>(
+    /// Where a response goes: completed here at once for a local
+    /// requester; the requester's connection for a remote one (none if
+    /// it is not connected).
+    fn response_target<E: Event>(
         &self,
         response: E,
         requester: Option<&str>,
         request: RequestId,
-    ) -> Result<Option<(Arc<Connection>, Vec<u8>)>> {
+    ) -> Result<Option<(Arc<Connection>, E)>> {
         if !self.is_running() {
             return Err(self.lifecycle("cannot respond"));
         }
@@ -639,20 +643,13 @@ impl Shared {
             self.complete(request, &self.name, Outcome::Reply(reply));
             return Ok(None);
         }
-        let Some(peer) = self.peer(requester) else {
-            tracing::debug!(endpoint = %self.name, requester, "discarding a response: the requester is not connected");
-            return Ok(None);
-        };
-        let mut frame = Vec::new();
-        wire::append_encoded(
-            &mut frame,
-            Kind::Response,
-            E::ID,
-            request.0,
-            self.limits(),
-            &response,
-        )?;
-        Ok(Some((peer, frame)))
+        match self.peer(requester) {
+            Some(peer) => Ok(Some((peer, response))),
+            None => {
+                tracing::debug!(endpoint = %self.name, requester, "discarding a response: the requester is not connected");
+                Ok(None)
+            }
+        }
     }
 
     /// Sends a response, waiting for room in the requester's queue.
@@ -662,16 +659,42 @@ impl Shared {
         requester: Option<&str>,
         request: RequestId,
     ) -> Result<()> {
-        match self.response_frame(response, requester, request)? {
+        match self.response_target(response, requester, request)? {
             None => Ok(()),
-            Some((peer, frame)) => {
-                peer.outgoing
-                    .push(&frame)
-                    .await
-                    .map_err(|_| Error::RemoteDisconnected {
-                        endpoint: peer.name.to_string(),
-                    })
-            }
+            Some((peer, response)) => self.send_response_via(&peer, &response, request).await,
+        }
+    }
+
+    /// Sends a response over `peer`'s connection, waiting for room.
+    pub(crate) async fn send_response_via<E: Event>(
+        &self,
+        peer: &Connection,
+        response: &E,
+        request: RequestId,
+    ) -> Result<()> {
+        let disconnected = || Error::RemoteDisconnected {
+            endpoint: peer.name.to_string(),
+        };
+        let blocked = scratch::with_encoded(
+            |out| {
+                wire::append_encoded(
+                    out,
+                    Kind::Response,
+                    E::ID,
+                    request.0,
+                    self.limits(),
+                    response,
+                )
+            },
+            |frame| match peer.outgoing.try_push(frame) {
+                Ok(()) => Ok(None),
+                Err(TryPushError::Full) => Ok(Some(frame.to_vec())),
+                Err(TryPushError::Closed) => Err(disconnected()),
+            },
+        )??;
+        match blocked {
+            None => Ok(()),
+            Some(frame) => peer.outgoing.push(&frame).await.map_err(|_| disconnected()),
         }
     }
 
@@ -682,9 +705,21 @@ impl Shared {
         requester: Option<&str>,
         request: RequestId,
     ) -> Result<()> {
-        match self.response_frame(response, requester, request)? {
-            None => Ok(()),
-            Some((peer, frame)) => match peer.outgoing.try_push(&frame) {
+        let Some((peer, response)) = self.response_target(response, requester, request)? else {
+            return Ok(());
+        };
+        scratch::with_encoded(
+            |out| {
+                wire::append_encoded(
+                    out,
+                    Kind::Response,
+                    E::ID,
+                    request.0,
+                    self.limits(),
+                    &response,
+                )
+            },
+            |frame| match peer.outgoing.try_push(frame) {
                 Ok(()) => Ok(()),
                 Err(TryPushError::Full) => Err(Error::QueueFull {
                     endpoint: peer.name.to_string(),
@@ -693,7 +728,7 @@ impl Shared {
                     endpoint: peer.name.to_string(),
                 }),
             },
-        }
+        )?
     }
 
     /// Completes a pending request with an answer from `from`, if `from` is
@@ -702,7 +737,7 @@ impl Shared {
         let pending = {
             let mut state = self.state();
             match state.pending.get(&id) {
-                Some(p) if p.targets.contains(from) => state.pending.remove(&id),
+                Some(p) if p.targets.iter().any(|t| **t == *from) => state.pending.remove(&id),
                 _ => None,
             }
         };
@@ -719,17 +754,13 @@ impl Shared {
         }
     }
 
-    /// A ticket for a request from `requester` was dropped unanswered here.
-    pub(crate) fn request_dropped(&self, requester: &str, id: RequestId) {
-        if requester == &*self.name {
-            let from = self.name.clone();
-            self.target_gave_up(id, &from, GaveUp::Dropped);
-        } else if let Some(peer) = self.peer(requester) {
-            self.send_dropped(&peer, id);
-        }
+    /// A ticket for a request from this endpoint was dropped unanswered.
+    pub(crate) fn request_dropped_here(&self, id: RequestId) {
+        let from = self.name.clone();
+        self.target_gave_up(id, &from, GaveUp::Dropped);
     }
 
-    fn send_dropped(&self, peer: &Connection, id: RequestId) {
+    pub(crate) fn send_dropped(&self, peer: &Connection, id: RequestId) {
         let mut frame = Vec::new();
         if wire::append_frame(
             &mut frame,
@@ -752,9 +783,10 @@ impl Shared {
             let Some(pending) = state.pending.get_mut(&id) else {
                 return;
             };
-            if !pending.targets.remove(from) {
+            let Some(index) = pending.targets.iter().position(|t| t == from) else {
                 return;
-            }
+            };
+            pending.targets.swap_remove(index);
             pending.any_dropped |= how == GaveUp::Dropped;
             if pending.targets.is_empty() {
                 state.pending.remove(&id)
