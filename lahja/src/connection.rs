@@ -214,6 +214,12 @@ pub(crate) async fn connect(shared: Arc<Shared>, config: ConnectionConfig) -> Re
 
 /// The server side of the handshake for one accepted socket.
 pub(crate) async fn accept(shared: Arc<Shared>, stream: UnixStream) {
+    // Until its hello names it, a peer is known by its process id.
+    let pid = stream
+        .peer_cred()
+        .ok()
+        .and_then(|cred| cred.pid())
+        .unwrap_or(0);
     let (mut read, write) = stream.into_split();
     let mut frames = FrameBuffer::new(shared.options.max_frame_bytes);
     let first = tokio::time::timeout(
@@ -230,13 +236,13 @@ pub(crate) async fn accept(shared: Arc<Shared>, stream: UnixStream) {
     let peer = match hello {
         Ok(peer) => peer,
         Err(reason) => {
-            tracing::warn!(endpoint = %shared.name, %reason, "dropping a connection that did not say hello");
+            tracing::warn!(endpoint = %shared.name, peer_pid = pid, %reason, "dropping a connection that did not say hello");
             refuse(write, &shared, Reject::Refused { reason }).await;
             return;
         }
     };
     if let Some((event, local, remote)) = schema_mismatch(&peer.events) {
-        tracing::warn!(endpoint = %shared.name, peer = %peer.name, %event, "refusing a peer with another schema");
+        tracing::warn!(endpoint = %shared.name, peer = %peer.name, peer_pid = pid, %event, "refusing a peer with another schema");
         refuse(
             write,
             &shared,

@@ -226,6 +226,16 @@ async fn main() {
                 holders.subscriptions.push(echo);
                 println!("ok");
             }
+            "answer-panicky" => {
+                let sub = ep.handle_requests(|Double(n)| async move {
+                    if n == 0 {
+                        panic!("zero panics, on purpose");
+                    }
+                    Doubled(n * 2)
+                });
+                holders.subscriptions.push(sub);
+                println!("ok");
+            }
             "answer-tag" => {
                 let tag = arg(0).to_owned();
                 let sub = ep.handle_requests(move |WhoAreYou| {
