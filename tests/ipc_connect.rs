@@ -287,3 +287,68 @@ async fn subscriptions_are_known_when_connect_returns() {
     client.broadcast(Numbered(1)).await.unwrap();
     assert_eq!(server.line("got").await, "got 1");
 }
+
+/// Makes `folder` unwritable, even for root (who ignores permissions):
+/// `chattr +i` there, mode 0500 otherwise. Undone when dropped.
+struct Unwritable(std::path::PathBuf);
+
+impl Unwritable {
+    fn new(folder: &std::path::Path) -> Unwritable {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let status = std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(folder)
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "chattr +i failed: as root, only an immutable folder is unwritable"
+            );
+        } else {
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o500)).unwrap();
+        }
+        Unwritable(folder.to_owned())
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
+    }
+}
+
+#[tokio::test]
+async fn an_unwritable_folder_is_a_clear_bind_error() {
+    let dir = TempDir::new();
+    let folder = dir.0.join("locked");
+    std::fs::create_dir(&folder).unwrap();
+    let _locked = Unwritable::new(&folder);
+    let path = folder.join("a.sock");
+    match Endpoint::serve(ConnectionConfig::new(unique("locked"), &path)).await {
+        Err(Error::Bind { path: p, reason }) => {
+            assert_eq!(p, path);
+            assert!(!reason.is_empty());
+        }
+        other => panic!("expected Bind, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_s_path_can_be_served_again() {
+    let dir = TempDir::new();
+    let name = unique("phoenix");
+    let server = Peer::serving(&name, &dir).await;
+    server.kill().await;
+    let again = Endpoint::serve(dir.config(&name)).await.unwrap();
+    let mut client = Peer::running(&unique("client")).await;
+    client
+        .ok(&format!("connect {name} {}", dir.socket(&name).display()))
+        .await;
+    within("connected", again.wait_until_connected_to(&client.name))
+        .await
+        .unwrap();
+}

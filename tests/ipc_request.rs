@@ -282,3 +282,29 @@ async fn a_ten_megabyte_request_and_response_round_trip() {
         assert!(answer.0 == payload);
     }
 }
+
+#[tokio::test]
+async fn a_remote_handler_that_panics_gives_request_dropped_and_its_endpoint_goes_on() {
+    for direction in BOTH_WAYS {
+        let dir = TempDir::new();
+        let (endpoint, mut peer) = pair(&dir, direction).await;
+        peer.ok("answer-panicky").await;
+        within(
+            "subscribed",
+            endpoint.wait_until_any_endpoint_subscribed_to::<Double>(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            within("request", endpoint.request(Double(0))).await,
+            Err(Error::RequestDropped { .. })
+        ));
+        assert_eq!(
+            within("request", endpoint.request(Double(3)))
+                .await
+                .unwrap(),
+            Doubled(6)
+        );
+        assert!(endpoint.is_connected_to(&peer.name), "{direction:?}");
+    }
+}

@@ -22,7 +22,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use stats::{Latency, now_ns, parse_report};
+use stats::{now_ns, parse_report};
 
 mod events {
     use lahja::Event;
@@ -382,20 +382,14 @@ impl Bench {
         let (raw_rate, raw) = self
             .with_responder(true, async |p| raw::roundtrip(p, count, payload).await)
             .await;
-        let rows: [(&'static str, fn(&Latency) -> f64); 4] = [
-            ("latency p50 (us)", |l| l.p50_us),
-            ("latency p90 (us)", |l| l.p90_us),
-            ("latency p99 (us)", |l| l.p99_us),
-            ("latency max (us)", |l| l.max_us),
+        let rows = [
+            ("latency p50 (us)", lahja.p50_us, raw.p50_us),
+            ("latency p90 (us)", lahja.p90_us, raw.p90_us),
+            ("latency p99 (us)", lahja.p99_us, raw.p99_us),
+            ("latency max (us)", lahja.max_us, raw.max_us),
         ];
-        for (metric, get) in rows {
-            self.row(
-                "roundtrip",
-                metric,
-                get(&lahja),
-                Some(get(&raw)),
-                "raw ping-pong",
-            );
+        for (metric, lahja, raw) in rows {
+            self.row("roundtrip", metric, lahja, Some(raw), "raw ping-pong");
         }
         self.row(
             "roundtrip",

@@ -327,13 +327,12 @@ mod properties {
         max_frame: 1 << 16,
     };
 
-    /// Feeds `bytes` in chunks cut at `cuts`, collecting frames (kind,
-    /// event id, request id, decompressed body) until the input ends or a
-    /// violation stops it.
-    fn decode_all(
-        bytes: &[u8],
-        cuts: &[usize],
-    ) -> (Vec<(Kind, u64, u64, Vec<u8>)>, Option<Violation>) {
+    /// A decoded frame: kind, event id, request id, decompressed body.
+    type Decoded = (Kind, u64, u64, Vec<u8>);
+
+    /// Feeds `bytes` in chunks cut at `cuts`, collecting frames until the
+    /// input ends or a violation stops it.
+    fn decode_all(bytes: &[u8], cuts: &[usize]) -> (Vec<Decoded>, Option<Violation>) {
         let mut frames = FrameBuffer::new(LIMITS.max_frame);
         let mut out = Vec::new();
         let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
