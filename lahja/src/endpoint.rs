@@ -242,6 +242,11 @@ impl Endpoint {
         self.handle.ipc_path.as_deref()
     }
 
+    /// Stops at once, without flushing (what `Drop` does).
+    pub(crate) fn stop_now(&self) {
+        self.shared().shutdown();
+    }
+
     /// Stops the endpoint: first sends what is already queued to peers (so
     /// "broadcast, then stop" delivers; a stalled peer is given up to
     /// `handshake_timeout`), then closes every connection, ends its

@@ -95,6 +95,7 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod blocking;
 mod codec;
 mod config;
 mod connection;
@@ -111,6 +112,8 @@ mod shared;
 mod sink;
 mod stream;
 mod subscription;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod wire;
 
 pub use config::{BroadcastConfig, ConnectionConfig, EndpointOptions, RequestId};

@@ -1,0 +1,247 @@
+//! lahja's `tests/core/common` suite and its compat tests, written once as
+//! scenarios and played in every mode: all roles in one process, one
+//! process per role (async), and one process per role alternating async
+//! and blocking endpoints (both ways round, so every scenario also runs as
+//! "async serving blocking" and "blocking serving async").
+
+use lahja::testing::{Mode, Scenario};
+use lahja::{BroadcastConfig, Error, Event};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Ping(u32);
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[request(response = Pong)]
+struct Ask(u32);
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Pong(u32);
+
+/// The compat tests' event: the payload must arrive intact.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Payload {
+    text: String,
+    numbers: Vec<i64>,
+    nested: Option<(u8, bool)>,
+}
+
+fn no_subscribers(error: &Error) -> bool {
+    matches!(error, Error::NoSubscribers { .. })
+}
+
+fn rejected(error: &Error) -> bool {
+    matches!(error, Error::ConnectionAttemptRejected { .. })
+}
+
+/// Plays `scenario` in one mode per test: `<scenario>::in_process`,
+/// `::processes` and `::mixed` (the names role processes re-run).
+macro_rules! in_every_mode {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use super::*;
+            #[test]
+            fn in_process() {
+                super::$scenario(concat!(stringify!($scenario), "::in_process")).run(Mode::InProcess);
+            }
+            #[test]
+            fn processes() {
+                super::$scenario(concat!(stringify!($scenario), "::processes")).run(Mode::Processes);
+            }
+            #[test]
+            fn mixed() {
+                super::$scenario(concat!(stringify!($scenario), "::mixed")).run(Mode::Mixed);
+            }
+        }
+    )*};
+}
+
+in_every_mode!(
+    broadcast_from_client_to_server,
+    broadcast_from_server_to_client,
+    broadcast_without_listeners_throws,
+    broadcast_without_listeners_explicitly_allowed,
+    connecting_to_server_endpoint,
+    duplicate_connection_throws,
+    server_establishes_reverse_connection,
+    request_response,
+    request_without_subscriber_throws,
+    compat_payload_arrives_intact,
+);
+
+fn broadcast_from_client_to_server(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario.role("server").serve().wait_for(Ping(1));
+    scenario
+        .role("client")
+        .run()
+        .connect_to("server")
+        .wait_until_subscribed::<Ping>("server")
+        .broadcast(Ping(1));
+    scenario
+}
+
+fn broadcast_from_server_to_client(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario
+        .role("server")
+        .serve()
+        .wait_until_connected_to("client")
+        .wait_until_subscribed::<Ping>("client")
+        .broadcast(Ping(2));
+    scenario
+        .role("client")
+        .run()
+        .connect_to("server")
+        .wait_for(Ping(2));
+    scenario
+}
+
+fn broadcast_without_listeners_throws(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario
+        .role("server")
+        .serve()
+        .wait_until_connected_to("client");
+    scenario
+        .role("client")
+        .run()
+        .connect_to("server")
+        .expect_broadcast_error(Ping(3), no_subscribers);
+    scenario
+}
+
+fn broadcast_without_listeners_explicitly_allowed(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario
+        .role("server")
+        .serve()
+        .wait_until_connected_to("client");
+    scenario
+        .role("client")
+        .run()
+        .connect_to("server")
+        .broadcast_with(
+            Ping(4),
+            BroadcastConfig::default().require_subscriber(false),
+        );
+    scenario
+}
+
+fn connecting_to_server_endpoint(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario.role("server").serve();
+    scenario
+        .role("client")
+        .run()
+        .connect_to("server")
+        .wait_until_connected_to("server");
+    scenario
+}
+
+fn duplicate_connection_throws(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario
+        .role("server")
+        .serve()
+        .wait_until_connected_to("client");
+    scenario
+        .role("client")
+        .run()
+        .connect_to("server")
+        .expect_connect_error("server", rejected);
+    scenario
+}
+
+fn server_establishes_reverse_connection(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario
+        .role("server")
+        .serve()
+        .wait_until_connected_to("client");
+    scenario.role("client").run().connect_to("server");
+    scenario
+}
+
+fn request_response(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario
+        .role("server")
+        .serve()
+        .serve_one_request(|Ask(n): Ask| Pong(n + 1));
+    scenario
+        .role("client")
+        .run()
+        .connect_to("server")
+        .wait_until_subscribed::<Ask>("server")
+        .request(Ask(41), Pong(42));
+    scenario
+}
+
+fn request_without_subscriber_throws(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario
+        .role("client")
+        .run()
+        .expect_request_error(Ask(1), no_subscribers);
+    scenario
+}
+
+fn compat_payload_arrives_intact(test: &str) -> Scenario {
+    let payload = Payload {
+        text: "héllo, wörld".into(),
+        numbers: vec![-1, 0, 1 << 40],
+        nested: Some((7, true)),
+    };
+    let mut scenario = Scenario::new(test);
+    scenario.role("server").serve().wait_for(payload.clone());
+    scenario
+        .role("client")
+        .run()
+        .connect_to("server")
+        .wait_until_subscribed::<Payload>("server")
+        .broadcast(payload);
+    scenario
+}
+
+/// The harness itself: a wrong expectation fails, naming role and step.
+fn expects_the_wrong_event(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario.step_timeout(std::time::Duration::from_secs(2));
+    scenario.role("server").serve().wait_for(Ping(2));
+    scenario
+        .role("client")
+        .run()
+        .connect_to("server")
+        .wait_until_subscribed::<Ping>("server")
+        .broadcast(Ping(1));
+    scenario
+}
+
+mod a_wrong_expectation_fails {
+    use super::*;
+
+    fn check(test: &str, mode: Mode) {
+        let failure = expects_the_wrong_event(test).try_run(mode);
+        // In a role process try_run panics on failure (expected there).
+        let failure = failure.expect_err("the scenario should have failed");
+        assert!(failure.contains("role server"), "{failure}");
+        assert!(failure.contains("step 2 (wait for"), "{failure}");
+        assert!(failure.contains("Ping(1)"), "{failure}");
+    }
+
+    #[test]
+    fn in_process() {
+        check("a_wrong_expectation_fails::in_process", Mode::InProcess);
+    }
+
+    #[test]
+    fn processes() {
+        check("a_wrong_expectation_fails::processes", Mode::Processes);
+    }
+
+    #[test]
+    fn mixed() {
+        check("a_wrong_expectation_fails::mixed", Mode::Mixed);
+    }
+}
