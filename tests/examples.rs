@@ -63,3 +63,16 @@ async fn request_api() {
         assert!(out.contains(answer), "{out}");
     }
 }
+
+#[tokio::test]
+async fn blocking_client() {
+    let out = run("blocking_client").await;
+    for line in [
+        "client: 1 + 2 = 3",
+        "client: 40 + 2 = 42",
+        "client: -7 + 7 = 0",
+        "server: the client left",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
+}

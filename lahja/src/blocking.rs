@@ -138,7 +138,7 @@ impl Endpoint {
     /// ```no_run
     /// let server = lahja::blocking::Endpoint::serve(lahja::ConnectionConfig::from_name("server"))?;
     /// assert!(server.is_serving());
-    /// # lahja::Result::Ok(())
+    /// # Ok::<(), lahja::Error>(())
     /// ```
     pub fn serve(config: ConnectionConfig) -> Result<Endpoint> {
         Self::serve_with(config, EndpointOptions::default())
@@ -263,7 +263,7 @@ impl Endpoint {
     /// endpoint.broadcast(Tick(2))?;
     /// let got: Vec<u32> = ticks.take(2).map(|Tick(n)| n).collect();
     /// assert_eq!(got, [1, 2]);
-    /// # lahja::Result::Ok(())
+    /// # Ok::<(), lahja::Error>(())
     /// ```
     pub fn stream<E: Event>(&self) -> EventIter<E> {
         EventIter {
@@ -480,7 +480,7 @@ impl<R> fmt::Debug for RequestIter<R> {
 /// });
 /// assert_eq!(endpoint.request(Double(21))?.0, 42);
 /// answering.join().unwrap();
-/// # lahja::Result::Ok(())
+/// # Ok::<(), lahja::Error>(())
 /// ```
 pub struct IncomingRequest<R> {
     inner: crate::IncomingRequest<R>,

@@ -36,6 +36,7 @@
 //!         .broadcast(Ping(1));
 //!     scenario.run(Mode::Processes);
 //! }
+//! # ping_from_client_to_server();
 //! ```
 //!
 //! Every step has a timeout (10 s by default) whose message names the
