@@ -6,22 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use lahja::{Endpoint, Event};
+use lahja::Event;
 use lahja_workspace::events::Numbered;
-use support::{BOTH_WAYS, Peer, TempDir, pair, within};
+use support::{BOTH_WAYS, TempDir, pair, within};
 use tokio_stream::StreamExt;
-
-/// Waits until the peer's view says whether `endpoint` subscribes to Numbered.
-async fn peer_sees(peer: &mut Peer, endpoint: &Endpoint, subscribed: bool) {
-    let command = format!("is-subscribed {}", endpoint.name());
-    let expected = subscribed.to_string();
-    within("the peer's view", async {
-        while peer.ok(&command).await != expected {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-}
 
 #[tokio::test]
 async fn stream_with_break() {
@@ -29,7 +17,7 @@ async fn stream_with_break() {
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         let mut stream = endpoint.stream::<Numbered>();
-        peer_sees(&mut peer, &endpoint, true).await;
+        peer.sees_subscribed(endpoint.name(), true).await;
         peer.ok("broadcast-range 0 5").await;
         let mut counted = 0;
         while let Some(_event) = within("event", stream.next()).await {
@@ -41,7 +29,7 @@ async fn stream_with_break() {
         drop(stream);
         assert_eq!(counted, 2);
         assert!(!endpoint.get_subscribed_events().contains(&Numbered::ID));
-        peer_sees(&mut peer, &endpoint, false).await;
+        peer.sees_subscribed(endpoint.name(), false).await;
     }
 }
 
@@ -51,11 +39,11 @@ async fn stream_with_num_events() {
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         let stream = endpoint.stream::<Numbered>().take(2);
-        peer_sees(&mut peer, &endpoint, true).await;
+        peer.sees_subscribed(endpoint.name(), true).await;
         peer.ok("broadcast-range 0 3").await;
         let got: Vec<_> = within("two events", stream.collect::<Vec<_>>()).await;
         assert_eq!(got, vec![Numbered(0), Numbered(1)], "{direction:?}");
-        peer_sees(&mut peer, &endpoint, false).await;
+        peer.sees_subscribed(endpoint.name(), false).await;
     }
 }
 
@@ -73,14 +61,14 @@ async fn stream_cancels_when_its_task_is_aborted() {
                 }
             }
         });
-        peer_sees(&mut peer, &endpoint, true).await;
+        peer.sees_subscribed(endpoint.name(), true).await;
         peer.ok("broadcast-range 0 2").await;
         assert_eq!(within("first", seen.recv()).await, Some(Numbered(0)));
         assert_eq!(within("second", seen.recv()).await, Some(Numbered(1)));
         consumer.abort();
         let _ = consumer.await;
         assert!(endpoint.get_subscribed_events().is_empty());
-        peer_sees(&mut peer, &endpoint, false).await;
+        peer.sees_subscribed(endpoint.name(), false).await;
         // The sender has nobody to send to now.
         let reply = peer.reply("broadcast 2").await;
         assert!(reply.starts_with("err NoSubscribers"), "{reply}");
@@ -97,7 +85,7 @@ async fn wait_for_can_get_cancelled() {
             tokio::time::timeout(Duration::from_millis(10), endpoint.wait_for::<Numbered>()).await;
         assert!(waited.is_err());
         assert!(endpoint.get_subscribed_events().is_empty());
-        peer_sees(&mut peer, &endpoint, false).await;
+        peer.sees_subscribed(endpoint.name(), false).await;
     }
 }
 

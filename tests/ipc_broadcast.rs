@@ -65,14 +65,7 @@ async fn wait_for_receives_a_remote_event_and_unsubscribes_on_both_sides() {
         );
         assert!(endpoint.get_subscribed_events().is_empty());
         // The peer hears of the unsubscription too.
-        within("peer sees unsubscribe", async {
-            while peer.ok(&format!("is-subscribed {}", endpoint.name())).await != "false" {
-                // Yield, not "wait for the next change": a change between the
-                // check and the wait would be missed.
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
+        peer.sees_subscribed(endpoint.name(), false).await;
     }
 }
 

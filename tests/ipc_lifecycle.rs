@@ -58,12 +58,9 @@ async fn stop_fails_remote_requests_and_ends_streams_and_the_peer_notices() {
     assert_eq!(local.next().await, None);
     assert!(!socket.exists());
     // The peer sees the connection go.
-    within("peer sees the disconnect", async {
-        while peer.ok("connected").await.contains(endpoint.name()) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    let gone = endpoint.name().to_owned();
+    peer.until("connected", |names| !names.contains(&gone))
+        .await;
 }
 
 #[tokio::test]

@@ -8,18 +8,6 @@ use lahja::Endpoint;
 use lahja_workspace::events::Numbered;
 use support::{BOTH_WAYS, Peer, TempDir, pair, unique, within};
 
-/// Polls a peer query until it gives `expected`, re-checking on each of
-/// our own subscription-change signals (no sleeps).
-async fn peer_sees(peer: &mut Peer, endpoint: &Endpoint, expected: &str) {
-    let command = format!("is-subscribed {}", endpoint.name());
-    within("the peer's view", async {
-        while peer.ok(&command).await != expected {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn stream_subscriptions_show_on_both_sides_and_go_away() {
     for direction in BOTH_WAYS {
@@ -31,10 +19,10 @@ async fn stream_subscriptions_show_on_both_sides_and_go_away() {
                 .get_subscribed_events()
                 .contains(&<Numbered as lahja::Event>::ID)
         );
-        peer_sees(&mut peer, &endpoint, "true").await;
+        peer.sees_subscribed(endpoint.name(), true).await;
         drop(stream);
         assert!(endpoint.get_subscribed_events().is_empty());
-        peer_sees(&mut peer, &endpoint, "false").await;
+        peer.sees_subscribed(endpoint.name(), false).await;
     }
 }
 
@@ -44,9 +32,9 @@ async fn subscribe_shows_on_both_sides_and_unsubscribe_removes_it() {
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         let subscription = endpoint.subscribe(|_: Numbered| {});
-        peer_sees(&mut peer, &endpoint, "true").await;
+        peer.sees_subscribed(endpoint.name(), true).await;
         subscription.unsubscribe();
-        peer_sees(&mut peer, &endpoint, "false").await;
+        peer.sees_subscribed(endpoint.name(), false).await;
 
         peer.ok("subscribe").await;
         within(

@@ -92,9 +92,7 @@ async fn every_broadcast_reaches_every_other_member_once() {
     let living: Vec<String> = names.iter().filter(|n| **n != dead_name).cloned().collect();
     for peer in peers.iter_mut() {
         let expected = living.join(",");
-        while peer.ok("connected").await != expected {
-            tokio::task::yield_now().await;
-        }
+        peer.until("connected", |names| names == expected).await;
     }
     for round in [3, 4] {
         for peer in peers.iter_mut() {

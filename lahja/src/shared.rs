@@ -47,6 +47,12 @@ impl Route {
     }
 }
 
+/// Peers whose queue was full, and the frame they still have to get.
+struct Blocked {
+    frame: Vec<u8>,
+    peers: Vec<Arc<Connection>>,
+}
+
 /// What this endpoint knows of one connected peer.
 struct PeerEntry {
     connection: Arc<Connection>,
@@ -275,10 +281,39 @@ impl Shared {
         Ok(route)
     }
 
-    /// Delivers to every target: the peers' queues, then local sinks
-    /// (waiting for room where a queue or stream is full). The frame is
-    /// encoded once, before anything is delivered, so an event that cannot
-    /// be encoded reaches nobody.
+    /// Encodes `event` once and offers the frame to every remote target
+    /// without waiting. Returns the peers that were full, with the frame
+    /// (`None` if all had room); an event that cannot be encoded reaches
+    /// nobody.
+    fn offer_to_peers<E: Event>(
+        &self,
+        route: &Route,
+        event: &E,
+        kind: Kind,
+        request_id: u64,
+    ) -> Result<Option<Blocked>> {
+        if route.remote.is_empty() {
+            return Ok(None);
+        }
+        scratch::with_encoded(
+            |out| wire::append_encoded(out, kind, E::ID, request_id, self.limits(), event),
+            |frame| {
+                let full: Vec<_> = route
+                    .remote
+                    .iter()
+                    .filter(|peer| peer.outgoing.try_push(frame) == Err(TryPushError::Full))
+                    .cloned()
+                    .collect();
+                (!full.is_empty()).then(|| Blocked {
+                    frame: frame.to_vec(),
+                    peers: full,
+                })
+            },
+        )
+    }
+
+    /// Delivers to every target: the peers' queues, then local sinks,
+    /// waiting for room where a queue or stream is full.
     pub(crate) async fn deliver<E: Event>(
         &self,
         route: &Route,
@@ -291,30 +326,15 @@ impl Shared {
         } else {
             Kind::Event
         };
-        let request_id = request.map_or(0, |r| r.0);
-        let mut blocked = None;
-        if !route.remote.is_empty() {
-            blocked = scratch::with_encoded(
-                |out| wire::append_encoded(out, kind, E::ID, request_id, self.limits(), event),
-                |frame| {
-                    let full: Vec<_> = route
-                        .remote
-                        .iter()
-                        .filter(|peer| peer.outgoing.try_push(frame) == Err(TryPushError::Full))
-                        .cloned()
-                        .collect();
-                    (!full.is_empty()).then(|| (frame.to_vec(), full))
-                },
-            )?;
-        }
+        let blocked = self.offer_to_peers(route, event, kind, request.map_or(0, |r| r.0))?;
         if let Some(sinks) = &route.local {
             deliver_local(sinks, &self.name, event, ticket).await;
         }
-        if let Some((frame, peers)) = blocked {
-            for peer in peers {
+        if let Some(blocked) = blocked {
+            for peer in blocked.peers {
                 // A peer that went away is skipped; the disconnect is
                 // handled (and a request's wait failed) by its reader.
-                let _ = peer.outgoing.push(&frame).await;
+                let _ = peer.outgoing.push(&blocked.frame).await;
             }
         }
         Ok(())
@@ -322,21 +342,8 @@ impl Shared {
 
     /// Delivers to every target with room; names the first full one.
     pub(crate) fn deliver_nowait<E: Event>(&self, route: &Route, event: &E) -> Result<()> {
-        let mut full = None;
-        if !route.remote.is_empty() {
-            full = scratch::with_encoded(
-                |out| wire::append_encoded(out, Kind::Event, E::ID, 0, self.limits(), event),
-                |frame| {
-                    let mut full = None;
-                    for peer in &route.remote {
-                        if peer.outgoing.try_push(frame) == Err(TryPushError::Full) {
-                            full.get_or_insert_with(|| peer.name.to_string());
-                        }
-                    }
-                    full
-                },
-            )?;
-        }
+        let blocked = self.offer_to_peers(route, event, Kind::Event, 0)?;
+        let mut full = blocked.map(|blocked| blocked.peers[0].name.to_string());
         if let Some(sinks) = &route.local {
             let delivery = Delivery {
                 origin: &self.name,
@@ -665,17 +672,15 @@ impl Shared {
         }
     }
 
-    /// Sends a response over `peer`'s connection, waiting for room.
-    pub(crate) async fn send_response_via<E: Event>(
+    /// Encodes a response and offers it to `peer` without waiting;
+    /// returns the frame if the queue was full.
+    fn offer_response<E: Event>(
         &self,
         peer: &Connection,
         response: &E,
         request: RequestId,
-    ) -> Result<()> {
-        let disconnected = || Error::RemoteDisconnected {
-            endpoint: peer.name.to_string(),
-        };
-        let blocked = scratch::with_encoded(
+    ) -> Result<Option<Vec<u8>>> {
+        let frame = scratch::with_encoded(
             |out| {
                 wire::append_encoded(
                     out,
@@ -689,12 +694,31 @@ impl Shared {
             |frame| match peer.outgoing.try_push(frame) {
                 Ok(()) => Ok(None),
                 Err(TryPushError::Full) => Ok(Some(frame.to_vec())),
-                Err(TryPushError::Closed) => Err(disconnected()),
+                Err(TryPushError::Closed) => Err(()),
             },
-        )??;
-        match blocked {
+        )?;
+        frame.map_err(|()| Error::RemoteDisconnected {
+            endpoint: peer.name.to_string(),
+        })
+    }
+
+    /// Sends a response over `peer`'s connection, waiting for room.
+    pub(crate) async fn send_response_via<E: Event>(
+        &self,
+        peer: &Connection,
+        response: &E,
+        request: RequestId,
+    ) -> Result<()> {
+        match self.offer_response(peer, response, request)? {
             None => Ok(()),
-            Some(frame) => peer.outgoing.push(&frame).await.map_err(|_| disconnected()),
+            Some(frame) => {
+                peer.outgoing
+                    .push(&frame)
+                    .await
+                    .map_err(|_| Error::RemoteDisconnected {
+                        endpoint: peer.name.to_string(),
+                    })
+            }
         }
     }
 
@@ -708,27 +732,12 @@ impl Shared {
         let Some((peer, response)) = self.response_target(response, requester, request)? else {
             return Ok(());
         };
-        scratch::with_encoded(
-            |out| {
-                wire::append_encoded(
-                    out,
-                    Kind::Response,
-                    E::ID,
-                    request.0,
-                    self.limits(),
-                    &response,
-                )
-            },
-            |frame| match peer.outgoing.try_push(frame) {
-                Ok(()) => Ok(()),
-                Err(TryPushError::Full) => Err(Error::QueueFull {
-                    endpoint: peer.name.to_string(),
-                }),
-                Err(TryPushError::Closed) => Err(Error::RemoteDisconnected {
-                    endpoint: peer.name.to_string(),
-                }),
-            },
-        )?
+        match self.offer_response(&peer, &response, request)? {
+            None => Ok(()),
+            Some(_) => Err(Error::QueueFull {
+                endpoint: peer.name.to_string(),
+            }),
+        }
     }
 
     /// Completes a pending request with an answer from `from`, if `from` is

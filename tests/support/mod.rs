@@ -164,6 +164,30 @@ impl Peer {
         reply.trim_start_matches("ok").trim().to_owned()
     }
 
+    /// Repeats `command` until its reply (after `ok`) satisfies `done`:
+    /// how a test waits for the peer's view of something to change.
+    pub async fn until(&mut self, command: &str, mut done: impl FnMut(&str) -> bool) {
+        let name = self.name.clone();
+        within(
+            &format!("`{command}` on peer {name} to give the expected reply"),
+            async {
+                while !done(&self.ok(command).await) {
+                    tokio::task::yield_now().await;
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until this peer sees whether `endpoint` subscribes to Numbered.
+    pub async fn sees_subscribed(&mut self, endpoint: &str, subscribed: bool) {
+        let expected = subscribed.to_string();
+        self.until(&format!("is-subscribed {endpoint}"), |reply| {
+            reply == expected
+        })
+        .await
+    }
+
     /// Kills the process with SIGKILL and reaps it.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("kill peer");
