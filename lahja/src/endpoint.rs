@@ -74,7 +74,7 @@ impl fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.handle.shared
     }
 

@@ -95,6 +95,10 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
+// Lets the derive's `::lahja::...` paths resolve in this crate's own tests.
+#[cfg(test)]
+extern crate self as lahja;
+
 pub mod blocking;
 mod codec;
 mod config;

@@ -47,6 +47,15 @@ impl Route {
     }
 }
 
+/// What offering a frame to the remote targets left to do.
+#[derive(Default)]
+struct Offered {
+    /// Peers whose queue was full, with the frame they still have to get.
+    blocked: Option<Blocked>,
+    /// Peers whose connection is closed.
+    closed: Vec<Arc<str>>,
+}
+
 /// Peers whose queue was full, and the frame they still have to get.
 struct Blocked {
     frame: Vec<u8>,
@@ -282,32 +291,36 @@ impl Shared {
     }
 
     /// Encodes `event` once and offers the frame to every remote target
-    /// without waiting. Returns the peers that were full, with the frame
-    /// (`None` if all had room); an event that cannot be encoded reaches
-    /// nobody.
+    /// without waiting; an event that cannot be encoded reaches nobody.
     fn offer_to_peers<E: Event>(
         &self,
         route: &Route,
         event: &E,
         kind: Kind,
         request_id: u64,
-    ) -> Result<Option<Blocked>> {
+    ) -> Result<Offered> {
         if route.remote.is_empty() {
-            return Ok(None);
+            return Ok(Offered::default());
         }
         scratch::with_encoded(
             |out| wire::append_encoded(out, kind, E::ID, request_id, self.limits(), event),
             |frame| {
-                let full: Vec<_> = route
-                    .remote
-                    .iter()
-                    .filter(|peer| peer.outgoing.try_push(frame) == Err(TryPushError::Full))
-                    .cloned()
-                    .collect();
-                (!full.is_empty()).then(|| Blocked {
-                    frame: frame.to_vec(),
-                    peers: full,
-                })
+                let mut offered = Offered::default();
+                let mut full = Vec::new();
+                for peer in &route.remote {
+                    match peer.outgoing.try_push(frame) {
+                        Ok(()) => {}
+                        Err(TryPushError::Full) => full.push(peer.clone()),
+                        Err(TryPushError::Closed) => offered.closed.push(peer.name.clone()),
+                    }
+                }
+                if !full.is_empty() {
+                    offered.blocked = Some(Blocked {
+                        frame: frame.to_vec(),
+                        peers: full,
+                    });
+                }
+                offered
             },
         )
     }
@@ -326,15 +339,24 @@ impl Shared {
         } else {
             Kind::Event
         };
-        let blocked = self.offer_to_peers(route, event, kind, request.map_or(0, |r| r.0))?;
+        let offered = self.offer_to_peers(route, event, kind, request.map_or(0, |r| r.0))?;
+        let mut gone = offered.closed;
         if let Some(sinks) = &route.local {
             deliver_local(sinks, &self.name, event, ticket).await;
         }
-        if let Some(blocked) = blocked {
+        if let Some(blocked) = offered.blocked {
             for peer in blocked.peers {
-                // A peer that went away is skipped; the disconnect is
-                // handled (and a request's wait failed) by its reader.
-                let _ = peer.outgoing.push(&blocked.frame).await;
+                if peer.outgoing.push(&blocked.frame).await.is_err() {
+                    gone.push(peer.name.clone());
+                }
+            }
+        }
+        // A peer that went away is skipped. Its reader fails the requests
+        // waiting on it, but it may have done so before this request was
+        // registered: a request that met a closed queue says so itself.
+        if let Some(request) = request {
+            for peer in gone {
+                self.target_gave_up(request, &peer, GaveUp::Disconnected);
             }
         }
         Ok(())
@@ -342,8 +364,10 @@ impl Shared {
 
     /// Delivers to every target with room; names the first full one.
     pub(crate) fn deliver_nowait<E: Event>(&self, route: &Route, event: &E) -> Result<()> {
-        let blocked = self.offer_to_peers(route, event, Kind::Event, 0)?;
-        let mut full = blocked.map(|blocked| blocked.peers[0].name.to_string());
+        let offered = self.offer_to_peers(route, event, Kind::Event, 0)?;
+        let mut full = offered
+            .blocked
+            .map(|blocked| blocked.peers[0].name.to_string());
         if let Some(sinks) = &route.local {
             let delivery = Delivery {
                 origin: &self.name,
@@ -955,5 +979,38 @@ impl Drop for PendingGuard {
     fn drop(&mut self) {
         let removed = self.shared.state().pending.remove(&self.id);
         drop(removed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Endpoint;
+
+    #[derive(crate::Event, serde::Serialize, serde::Deserialize, Clone, Debug)]
+    #[request(response = Answer)]
+    struct Question;
+
+    #[derive(crate::Event, serde::Serialize, serde::Deserialize, Clone, Debug)]
+    struct Answer;
+
+    /// A peer whose connection died after the request was routed to it,
+    /// before its reader removed it: the request fails at once instead of
+    /// waiting for a removal that already scanned the pending requests.
+    #[tokio::test]
+    async fn a_request_meeting_a_closed_queue_fails_at_once() {
+        let endpoint = Endpoint::run("race").await.unwrap();
+        let shared = endpoint.shared();
+        let connection = Connection::new("peer".into(), 1024);
+        shared
+            .register_peer(&connection, &[Question::ID.as_u64()], false)
+            .unwrap();
+        connection.outgoing.close();
+        let patience = std::time::Duration::from_secs(20);
+        match tokio::time::timeout(patience, endpoint.request(Question)).await {
+            Ok(Err(Error::RemoteDisconnected { endpoint })) => assert_eq!(endpoint, "peer"),
+            other => panic!("expected RemoteDisconnected, got {other:?}"),
+        }
+        assert_eq!(endpoint.pending_requests(), 0);
     }
 }
