@@ -117,8 +117,10 @@ pub struct RequestId(pub(crate) u64);
 pub struct BroadcastConfig {
     /// Deliver only to the endpoint with this name (which may be the sender).
     pub filter_endpoint: Option<String>,
-    /// Marks a response: it goes to this request's pending entry, regardless
-    /// of subscriptions, and never to ordinary subscribers.
+    /// Marks a response: it goes to this request's pending entry at the
+    /// endpoint named by `filter_endpoint` (this endpoint when unset),
+    /// regardless of subscriptions, and never to ordinary subscribers. Use
+    /// [`IncomingRequest::config`](crate::IncomingRequest::config).
     pub filter_event_id: Option<RequestId>,
     /// Never leave this process.
     pub internal: bool,

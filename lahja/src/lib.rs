@@ -68,15 +68,63 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Across processes
+//!
+//! An endpoint [serves](Endpoint::serve) on a Unix socket and
+//! [connects](Endpoint::connect_to_endpoints) to others by name; each
+//! connection carries events both ways. Endpoints tell their peers what they
+//! subscribe to, so events travel only where they are wanted. There is no
+//! broker: an event reaches the endpoints directly connected to its sender.
+//!
+//! ```no_run
+//! # use lahja::Event;
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! # #[request(response = PeerCount)]
+//! # pub struct GetPeerCount;
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! # pub struct PeerCount(pub usize);
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> lahja::Result<()> {
+//! use lahja::{ConnectionConfig, Endpoint};
+//!
+//! // In one process:
+//! let server = Endpoint::serve(ConnectionConfig::from_name("server")).await?;
+//! let _answers = server.handle_requests(|_: GetPeerCount| async { PeerCount(8) });
+//!
+//! // In another:
+//! let client = Endpoint::run("client").await?;
+//! client.connect_to_endpoints([ConnectionConfig::from_name("server")]).await?;
+//! let PeerCount(peers) = client.request(GetPeerCount).await?;
+//! println!("{peers} peers");
+//! # Ok(()) }
+//! ```
+//!
+//! Event types used by several programs must have the same wire name in
+//! each: define them in a shared crate or pin them with
+//! `#[event(name = "...")]`. Peers that disagree on a type's layout are
+//! refused at connection time ([`Error::SchemaMismatch`]). The wire format
+//! is specified in `docs/PROTOCOL.md` of the repository.
+//!
+//! For threads that do not run async code, [`blocking::Endpoint`] offers
+//! the same operations and is an ordinary peer of async endpoints. With the
+//! `testing` feature, `lahja::testing` plays one scenario across every mix
+//! of processes and endpoint kinds.
+//!
 //! # Delivery rules
 //!
 //! * **Order**: events from one endpoint to another arrive in the order sent.
 //! * **When `broadcast` returns**, every local target has the event
-//!   (callbacks have been called, streams have it buffered).
-//! * **Bounded everywhere**: each stream buffers at most
-//!   [`EndpointOptions::stream_capacity`] events and `broadcast` waits while
-//!   a target stream is full. Consequence: a task that awaits a request while
-//!   leaving a full stream of the same sender undrained stalls that sender.
+//!   (callbacks have been called, streams have it buffered) and every remote
+//!   target has it in its outgoing queue; the frame is encoded once for all
+//!   peers.
+//! * **Bounded everywhere**: each peer's outgoing queue holds at most
+//!   [`EndpointOptions::queue_bytes`], each stream at most
+//!   [`EndpointOptions::stream_capacity`] events, and `broadcast` waits while
+//!   a target is full. A full stream slows its connection's reader, so
+//!   backpressure reaches the sender through the socket. Consequence: a task
+//!   that awaits a request while leaving a full stream of the same sender
+//!   undrained stalls that sender.
 //! * [`Endpoint::broadcast_nowait`] never waits: a full target gives
 //!   [`Error::QueueFull`] and the targets with room still get the event.
 //! * **`NoSubscribers`**: with `require_subscriber` (the default), a
@@ -85,8 +133,11 @@
 //! * **Requests** go to every subscribed endpoint; only
 //!   [`Endpoint::stream_requests`] and [`Endpoint::handle_requests`] answer,
 //!   the first answer wins, and when every target dropped it the request
-//!   fails with [`Error::RequestDropped`] instead of hanging. A response goes
-//!   only to its request, not to ordinary subscribers of its type.
+//!   fails with [`Error::RequestDropped`] (or [`Error::RemoteDisconnected`]
+//!   when the targets went away) instead of hanging. A response goes only
+//!   to its request, not to ordinary subscribers of its type.
+//! * **`stop()`** sends what is queued, then closes connections, ends
+//!   streams, fails pending requests and waits, and removes the socket file.
 //! * **Cancellation**: dropping a stream, a `wait_for` or a `request` future
 //!   removes its subscription or pending entry at once.
 //! * A panicking callback or handler is logged and contained.
