@@ -99,15 +99,18 @@ fn broadcast_from_server_to_client(test: &str) -> Scenario {
 
 fn broadcast_without_listeners_throws(test: &str) -> Scenario {
     let mut scenario = Scenario::new(test);
+    // As in lahja, a checkpoint keeps the server up until the client checked.
     scenario
         .role("server")
         .serve()
-        .wait_until_connected_to("client");
+        .wait_until_connected_to("client")
+        .wait_checkpoint("client-checked");
     scenario
         .role("client")
         .run()
         .connect_to("server")
-        .expect_broadcast_error(Ping(3), no_subscribers);
+        .expect_broadcast_error(Ping(3), no_subscribers)
+        .checkpoint("client-checked");
     scenario
 }
 
