@@ -223,16 +223,55 @@ impl Endpoint {
     }
 
     /// The endpoint's name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("name-doc").await?;
+    /// assert_eq!(endpoint.name(), "name-doc");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.shared().name
     }
 
     /// Whether the endpoint runs (false once stopped).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("running-doc").await?;
+    /// assert!(endpoint.is_running());
+    /// endpoint.stop().await;
+    /// assert!(!endpoint.is_running());
+    /// # Ok(()) }
+    /// ```
     pub fn is_running(&self) -> bool {
         self.shared().is_running()
     }
 
     /// Whether the endpoint listens on a socket (false once stopped).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("serving-doc").await?;
+    /// assert!(!endpoint.is_serving()); // `run` does not listen
+    /// assert!(endpoint.ipc_path().is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn is_serving(&self) -> bool {
         self.shared().is_serving()
     }
@@ -543,6 +582,19 @@ impl Endpoint {
 
     /// The IDs this endpoint is subscribed to (by any stream, callback,
     /// `wait_for` or request handler).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("subscribed-doc").await?;
+    /// let _ticks = endpoint.stream::<Tick>();
+    /// assert_eq!(endpoint.get_subscribed_events(), [Tick::ID].into());
+    /// # Ok(()) }
+    /// ```
     pub fn get_subscribed_events(&self) -> HashSet<EventId> {
         self.shared().state().subscribed_ids()
     }
@@ -562,11 +614,36 @@ impl Endpoint {
     }
 
     /// Whether `name` is connected (an endpoint is connected to itself).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("connected-to-doc").await?;
+    /// assert!(endpoint.is_connected_to("connected-to-doc"));
+    /// assert!(!endpoint.is_connected_to("elsewhere"));
+    /// # Ok(()) }
+    /// ```
     pub fn is_connected_to(&self, name: &str) -> bool {
         self.shared().state().is_connected(name)
     }
 
     /// Waits until `name` is connected.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("wait-connected-doc").await?;
+    /// endpoint.wait_until_connected_to("wait-connected-doc").await?; // itself: at once
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_until_connected_to(&self, name: &str) -> Result<()> {
         let shared = self.shared();
         shared
@@ -576,24 +653,83 @@ impl Endpoint {
             .await
     }
 
-    /// Waits for the next connection or disconnection.
+    /// Waits for the next connection or disconnection (from the first poll
+    /// on). To wait for a condition, check it in a loop around this, or
+    /// better use a condition wait such as
+    /// [`wait_until_connected_to`](Self::wait_until_connected_to): a change
+    /// between your check and this call's first poll is not seen.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// let endpoint = lahja::Endpoint::run("changes-doc").await?;
+    /// let watcher = tokio::spawn({
+    ///     let endpoint = endpoint.clone();
+    ///     async move { endpoint.wait_until_connections_change().await }
+    /// });
+    /// tokio::task::yield_now().await; // let it start waiting
+    /// endpoint.stop().await; // stopping wakes every wait, with an error
+    /// assert!(watcher.await.unwrap().is_err());
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_until_connections_change(&self) -> Result<()> {
         let shared = self.shared();
         shared.wait_next(&shared.connections_changed).await
     }
 
     /// Whether endpoint `remote` (possibly this one) subscribes to `E`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("endpoint-subscribed-doc").await?;
+    /// let _ticks = endpoint.stream::<Tick>();
+    /// assert!(endpoint.is_endpoint_subscribed_to::<Tick>("endpoint-subscribed-doc"));
+    /// assert!(!endpoint.is_endpoint_subscribed_to::<Tick>("elsewhere"));
+    /// # Ok(()) }
+    /// ```
     pub fn is_endpoint_subscribed_to<E: Event>(&self, remote: &str) -> bool {
         self.shared().state().is_endpoint_subscribed(remote, E::ID)
     }
 
     /// Whether any connected endpoint, this one included, subscribes to `E`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("any-subscribed-doc").await?;
+    /// assert!(!endpoint.is_any_endpoint_subscribed_to::<Tick>());
+    /// let _ticks = endpoint.stream::<Tick>();
+    /// assert!(endpoint.is_any_endpoint_subscribed_to::<Tick>());
+    /// # Ok(()) }
+    /// ```
     pub fn is_any_endpoint_subscribed_to<E: Event>(&self) -> bool {
         self.shared().state().is_any_subscribed(E::ID)
     }
 
     /// Whether every connected endpoint subscribes to `E` (this one only
     /// with `include_self`; vacuously true without peers and without self).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("all-subscribed-doc").await?;
+    /// assert!(endpoint.are_all_endpoints_subscribed_to::<Tick>(false)); // no peers
+    /// assert!(!endpoint.are_all_endpoints_subscribed_to::<Tick>(true));
+    /// # Ok(()) }
+    /// ```
     pub fn are_all_endpoints_subscribed_to<E: Event>(&self, include_self: bool) -> bool {
         self.shared()
             .state()
@@ -601,6 +737,19 @@ impl Endpoint {
     }
 
     /// Waits until endpoint `remote` subscribes to `E`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("wait-endpoint-doc").await?;
+    /// let _ticks = endpoint.stream::<Tick>();
+    /// endpoint.wait_until_endpoint_subscribed_to::<Tick>("wait-endpoint-doc").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_until_endpoint_subscribed_to<E: Event>(&self, remote: &str) -> Result<()> {
         let shared = self.shared();
         shared
@@ -622,6 +771,19 @@ impl Endpoint {
 
     /// Waits until every connected endpoint subscribes to `E` (see
     /// [`are_all_endpoints_subscribed_to`](Self::are_all_endpoints_subscribed_to)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("wait-all-doc").await?;
+    /// let _ticks = endpoint.stream::<Tick>();
+    /// endpoint.wait_until_all_endpoints_subscribed_to::<Tick>(true).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_until_all_endpoints_subscribed_to<E: Event>(
         &self,
         include_self: bool,
@@ -635,7 +797,27 @@ impl Endpoint {
     }
 
     /// Waits for the next change of any endpoint's subscriptions, this
-    /// one's included, or of the connections.
+    /// one's included, or of the connections (from the first poll on; see
+    /// [`wait_until_connections_change`](Self::wait_until_connections_change)
+    /// for the pitfall of checking first).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("subscriptions-change-doc").await?;
+    /// let watcher = tokio::spawn({
+    ///     let endpoint = endpoint.clone();
+    ///     async move { endpoint.wait_until_endpoint_subscriptions_change().await }
+    /// });
+    /// tokio::task::yield_now().await; // let it start waiting
+    /// let _ticks = endpoint.stream::<Tick>(); // a local change counts too
+    /// watcher.await.unwrap()?;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_until_endpoint_subscriptions_change(&self) -> Result<()> {
         let shared = self.shared();
         shared.wait_next(&shared.subscriptions_changed).await
@@ -643,6 +825,18 @@ impl Endpoint {
 
     /// How many of this endpoint's requests are waiting for an answer
     /// (for tests and diagnostics).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::Event;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = lahja::Endpoint::run("pending-doc").await?;
+    /// assert_eq!(endpoint.pending_requests(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn pending_requests(&self) -> usize {
         self.shared().state().pending_count()
     }
