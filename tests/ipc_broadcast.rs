@@ -120,25 +120,27 @@ async fn internal_events_never_leave_the_process() {
 
 #[tokio::test]
 async fn matching_is_by_exact_id_across_processes() {
-    let dir = TempDir::new();
-    let (endpoint, mut peer) = pair(&dir, support::Direction::PeerServes).await;
-    peer.ok("subscribe").await;
-    within(
-        "subscribed",
-        endpoint.wait_until_any_endpoint_subscribed_to::<Numbered>(),
-    )
-    .await
-    .unwrap();
-    assert!(!endpoint.is_any_endpoint_subscribed_to::<Unheard>());
-    endpoint
-        .broadcast_with(
-            Unheard,
-            BroadcastConfig::default().require_subscriber(false),
+    for direction in BOTH_WAYS {
+        let dir = TempDir::new();
+        let (endpoint, mut peer) = pair(&dir, direction).await;
+        peer.ok("subscribe").await;
+        within(
+            "subscribed",
+            endpoint.wait_until_any_endpoint_subscribed_to::<Numbered>(),
         )
         .await
         .unwrap();
-    endpoint.broadcast(Numbered(9)).await.unwrap();
-    assert_eq!(peer.line("got").await, "got 9");
+        assert!(!endpoint.is_any_endpoint_subscribed_to::<Unheard>());
+        endpoint
+            .broadcast_with(
+                Unheard,
+                BroadcastConfig::default().require_subscriber(false),
+            )
+            .await
+            .unwrap();
+        endpoint.broadcast(Numbered(9)).await.unwrap();
+        assert_eq!(peer.line("got").await, "got 9");
+    }
 }
 
 /// A server with two client processes (lahja's `server_with_two_clients`).
@@ -194,21 +196,23 @@ async fn broadcasts_reach_all_clients_or_only_the_named_one() {
 
 #[tokio::test]
 async fn a_panicking_remote_subscriber_does_not_stop_its_endpoint() {
-    let dir = TempDir::new();
-    let (endpoint, mut peer) = pair(&dir, support::Direction::TestServes).await;
-    peer.ok("subscribe-panicky").await;
-    within(
-        "subscribed",
-        endpoint.wait_until_any_endpoint_subscribed_to::<Numbered>(),
-    )
-    .await
-    .unwrap();
-    for n in 0..4 {
-        endpoint.broadcast(Numbered(n)).await.unwrap();
+    for direction in BOTH_WAYS {
+        let dir = TempDir::new();
+        let (endpoint, mut peer) = pair(&dir, direction).await;
+        peer.ok("subscribe-panicky").await;
+        within(
+            "subscribed",
+            endpoint.wait_until_any_endpoint_subscribed_to::<Numbered>(),
+        )
+        .await
+        .unwrap();
+        for n in 0..4 {
+            endpoint.broadcast(Numbered(n)).await.unwrap();
+        }
+        assert_eq!(peer.line("got").await, "got 0");
+        assert_eq!(peer.line("got").await, "got 2");
+        assert!(endpoint.is_connected_to(&peer.name));
     }
-    assert_eq!(peer.line("got").await, "got 0");
-    assert_eq!(peer.line("got").await, "got 2");
-    assert!(endpoint.is_connected_to(&peer.name));
 }
 
 #[tokio::test]

@@ -164,37 +164,40 @@ async fn requests_to_a_specific_endpoint_get_its_answer() {
 
 #[tokio::test]
 async fn a_cancelled_request_frees_its_entry_and_a_late_answer_is_discarded() {
-    let dir = TempDir::new();
-    let (endpoint, mut peer) = pair(&dir, Direction::PeerServes).await;
-    peer.ok("hold-requests").await;
-    within(
-        "subscribed",
-        endpoint.wait_until_any_endpoint_subscribed_to::<Double>(),
-    )
-    .await
-    .unwrap();
-    let result = tokio::time::timeout(Duration::from_millis(1), endpoint.request(Double(1))).await;
-    assert!(result.is_err());
-    assert_eq!(endpoint.pending_requests(), 0);
-    // The peer still holds it; the connection and later requests are fine.
-    peer.line("holding 1").await;
-    peer.ok("unsubscribe").await;
-    peer.ok("answer").await;
-    within("answers again", async {
-        loop {
-            match endpoint.request(Double(5)).await {
-                Ok(answer) => return assert_eq!(answer, Doubled(10)),
-                // The hold-requests subscription may still be seen, then drop.
-                Err(Error::RequestDropped { .. } | Error::NoSubscribers { .. }) => {
-                    // Yield, not "wait for the next change": a change between the
-                    // check and the wait would be missed.
-                    tokio::task::yield_now().await;
+    for direction in BOTH_WAYS {
+        let dir = TempDir::new();
+        let (endpoint, mut peer) = pair(&dir, direction).await;
+        peer.ok("hold-requests").await;
+        within(
+            "subscribed",
+            endpoint.wait_until_any_endpoint_subscribed_to::<Double>(),
+        )
+        .await
+        .unwrap();
+        let result =
+            tokio::time::timeout(Duration::from_millis(1), endpoint.request(Double(1))).await;
+        assert!(result.is_err());
+        assert_eq!(endpoint.pending_requests(), 0);
+        // The peer still holds it; the connection and later requests are fine.
+        peer.line("holding 1").await;
+        peer.ok("unsubscribe").await;
+        peer.ok("answer").await;
+        within("answers again", async {
+            loop {
+                match endpoint.request(Double(5)).await {
+                    Ok(answer) => return assert_eq!(answer, Doubled(10)),
+                    // The hold-requests subscription may still be seen, then drop.
+                    Err(Error::RequestDropped { .. } | Error::NoSubscribers { .. }) => {
+                        // Yield, not "wait for the next change": a change between the
+                        // check and the wait would be missed.
+                        tokio::task::yield_now().await;
+                    }
+                    Err(other) => panic!("{other:?}"),
                 }
-                Err(other) => panic!("{other:?}"),
             }
-        }
-    })
-    .await;
+        })
+        .await;
+    }
 }
 
 #[tokio::test]
