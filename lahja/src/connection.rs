@@ -49,6 +49,8 @@ impl Connection {
         write: OwnedWriteHalf,
         frames: FrameBuffer,
     ) {
+        let write = Arc::new(write);
+        self.outgoing.attach(write.clone());
         let writer = shared.runtime.spawn({
             let connection = self.clone();
             async move { connection.outgoing.run_writer(write).await }
