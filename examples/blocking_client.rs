@@ -19,6 +19,10 @@ struct Add(i64, i64);
 #[derive(Event, Serialize, Deserialize, Clone, Debug)]
 struct Sum(i64);
 
+/// The client is done; the server can stop.
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+struct Goodbye;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("server") {
@@ -40,25 +44,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let Sum(sum) = client.request_timeout(Add(a, b), Duration::from_secs(5))?;
         println!("client: {a} + {b} = {sum}");
     }
-    client.stop();
+    client.wait_until_endpoint_subscribed_to::<Goodbye>("adder")?;
+    client.broadcast(Goodbye)?;
+    client.stop(); // sends what is queued first
     let status = server.wait()?;
     std::fs::remove_dir_all(&folder)?;
     println!("client: done (server exited with {status})");
     Ok(())
 }
 
-/// The async side: a tokio endpoint answering `Add` until the client leaves.
+/// The async side: a tokio endpoint answering `Add` until the client says
+/// goodbye. (Waiting for the client to connect and then to leave would be
+/// racy: it may have come and gone before this task gets to wait.)
 fn server(config: ConnectionConfig) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let endpoint = lahja::Endpoint::serve(config).await?;
         let _answers = endpoint.handle_requests(|Add(a, b)| async move { Sum(a + b) });
-        endpoint.wait_until_connected_to("blocking-client").await?;
-        println!("server: the client connected");
-        while endpoint.is_connected_to("blocking-client") {
-            endpoint.wait_until_connections_change().await?;
-        }
-        println!("server: the client left, bye");
+        let mut goodbye = endpoint.stream::<Goodbye>();
+        goodbye
+            .next()
+            .await
+            .ok_or("stopped before the client said goodbye")?;
+        println!("server: the client said goodbye");
         endpoint.stop().await;
         Ok(())
     })

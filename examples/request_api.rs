@@ -17,6 +17,10 @@ struct GetPeerCount;
 #[derive(Event, Serialize, Deserialize, Clone, Debug)]
 struct PeerCount(usize);
 
+/// The requester is done; the responder can stop.
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+struct Goodbye;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -46,7 +50,11 @@ async fn requester() -> Result<(), Box<dyn std::error::Error>> {
         let PeerCount(peers) = endpoint.request(GetPeerCount).await?;
         println!("requester: Got answer: {peers} peers");
     }
-    endpoint.stop().await;
+    endpoint
+        .wait_until_endpoint_subscribed_to::<Goodbye>("responder")
+        .await?;
+    endpoint.broadcast(Goodbye).await?;
+    endpoint.stop().await; // sends what is queued first
     let status = child.wait()?;
     std::fs::remove_dir_all(&folder)?;
     println!("requester: done (responder exited with {status})");
@@ -56,20 +64,20 @@ async fn requester() -> Result<(), Box<dyn std::error::Error>> {
 async fn responder(config: ConnectionConfig) -> Result<(), Box<dyn std::error::Error>> {
     let endpoint = Endpoint::serve(config).await?;
     let mut requests = endpoint.stream_requests::<GetPeerCount>();
-    endpoint.wait_until_connected_to("requester").await?;
+    let mut goodbye = endpoint.stream::<Goodbye>();
     let mut answered = 0;
-    // Answer until the requester disconnects.
-    while endpoint.is_connected_to("requester") {
+    // Answer until the requester says goodbye.
+    loop {
         tokio::select! {
             Some(request) = requests.next() => {
                 answered += 1;
                 println!("responder: answering request {answered} from {}", request.origin());
                 request.respond(PeerCount(answered * 10)).await?;
             }
-            changed = endpoint.wait_until_connections_change() => changed?,
+            _ = goodbye.next() => break,
         }
     }
     endpoint.stop().await;
-    println!("responder: the requester left, bye");
+    println!("responder: the requester said goodbye");
     Ok(())
 }

@@ -71,7 +71,7 @@ async fn blocking_client() {
         "client: 1 + 2 = 3",
         "client: 40 + 2 = 42",
         "client: -7 + 7 = 0",
-        "server: the client left",
+        "server: the client said goodbye",
     ] {
         assert!(out.contains(line), "{out}");
     }

@@ -370,7 +370,7 @@ impl Bench {
         let role = if raw { "raw-responder" } else { "responder" };
         let mut responder = spawn_role(&[role.into(), path.display().to_string()]);
         let result = client(&path).await;
-        let _ = responder.wait().await;
+        let _ = responder.kill().await;
         result
     }
 
