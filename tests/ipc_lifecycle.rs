@@ -5,7 +5,7 @@ mod support;
 
 use lahja::{BroadcastConfig, Error};
 use lahja_workspace::events::{Double, Numbered};
-use support::{BOTH_WAYS, Direction, TempDir, pair, within};
+use support::{BOTH_WAYS, Direction, TempDir, pair, subscribed, within};
 
 #[tokio::test]
 async fn broadcast_then_stop_delivers_everything() {
@@ -13,12 +13,7 @@ async fn broadcast_then_stop_delivers_everything() {
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         peer.ok("stream-check 20000").await;
-        within(
-            "subscribed",
-            endpoint.wait_until_any_endpoint_subscribed_to::<Numbered>(),
-        )
-        .await
-        .unwrap();
+        subscribed::<Numbered>(&endpoint, &peer.name).await;
         for n in 0..20_000 {
             endpoint.broadcast(Numbered(n)).await.unwrap();
         }
@@ -69,12 +64,7 @@ async fn a_request_to_a_peer_that_stops_cleanly_fails_instead_of_hanging() {
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         peer.ok("hold-requests").await;
-        within(
-            "subscribed",
-            endpoint.wait_until_any_endpoint_subscribed_to::<Double>(),
-        )
-        .await
-        .unwrap();
+        subscribed::<Double>(&endpoint, &peer.name).await;
         let request = tokio::spawn({
             let endpoint = endpoint.clone();
             async move {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lahja::{BroadcastConfig, Endpoint, Error};
 use lahja_workspace::events::{Double, Doubled, Echo, WhoAreYou};
-use support::{BOTH_WAYS, Direction, Peer, TempDir, pair, unique, within};
+use support::{BOTH_WAYS, Direction, Peer, TempDir, pair, subscribed, unique, within};
 
 #[tokio::test]
 async fn request_response_to_the_other_process() {
@@ -60,12 +60,7 @@ async fn a_wrong_response_type_is_unexpected_response() {
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         peer.ok("answer-wrong").await;
-        within(
-            "subscribed",
-            endpoint.wait_until_any_endpoint_subscribed_to::<Double>(),
-        )
-        .await
-        .unwrap();
+        subscribed::<Double>(&endpoint, &peer.name).await;
         match within("request", endpoint.request(Double(1))).await {
             Err(Error::UnexpectedResponse { expected, got, .. }) => {
                 assert!(expected.ends_with("Doubled"));
@@ -82,12 +77,7 @@ async fn a_request_dropped_remotely_fails_at_once() {
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         peer.ok("drop-requests").await;
-        within(
-            "subscribed",
-            endpoint.wait_until_any_endpoint_subscribed_to::<Double>(),
-        )
-        .await
-        .unwrap();
+        subscribed::<Double>(&endpoint, &peer.name).await;
         assert!(matches!(
             within("request", endpoint.request(Double(1))).await,
             Err(Error::RequestDropped { .. })
@@ -115,12 +105,7 @@ async fn a_request_with_only_plain_remote_subscribers_is_dropped() {
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         peer.ok("stream-double").await;
-        within(
-            "subscribed",
-            endpoint.wait_until_any_endpoint_subscribed_to::<Double>(),
-        )
-        .await
-        .unwrap();
+        subscribed::<Double>(&endpoint, &peer.name).await;
         assert!(matches!(
             within("request", endpoint.request(Double(3))).await,
             Err(Error::RequestDropped { .. })
@@ -168,12 +153,7 @@ async fn a_cancelled_request_frees_its_entry_and_a_late_answer_is_discarded() {
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         peer.ok("hold-requests").await;
-        within(
-            "subscribed",
-            endpoint.wait_until_any_endpoint_subscribed_to::<Double>(),
-        )
-        .await
-        .unwrap();
+        subscribed::<Double>(&endpoint, &peer.name).await;
         let result =
             tokio::time::timeout(Duration::from_millis(1), endpoint.request(Double(1))).await;
         assert!(result.is_err());
@@ -206,12 +186,7 @@ async fn a_responder_killed_mid_request_fails_every_pending_request() {
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         peer.ok("hold-requests").await;
-        within(
-            "subscribed",
-            endpoint.wait_until_any_endpoint_subscribed_to::<Double>(),
-        )
-        .await
-        .unwrap();
+        subscribed::<Double>(&endpoint, &peer.name).await;
         let requests: Vec<_> = (0..100)
             .map(|n| {
                 let endpoint = endpoint.clone();
@@ -292,12 +267,7 @@ async fn a_remote_handler_that_panics_gives_request_dropped_and_its_endpoint_goe
         let dir = TempDir::new();
         let (endpoint, mut peer) = pair(&dir, direction).await;
         peer.ok("answer-panicky").await;
-        within(
-            "subscribed",
-            endpoint.wait_until_any_endpoint_subscribed_to::<Double>(),
-        )
-        .await
-        .unwrap();
+        subscribed::<Double>(&endpoint, &peer.name).await;
         assert!(matches!(
             within("request", endpoint.request(Double(0))).await,
             Err(Error::RequestDropped { .. })

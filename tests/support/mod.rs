@@ -18,6 +18,16 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     }
 }
 
+/// Waits (with [`PATIENCE`]) until `endpoint` sees `who` subscribed to `E`.
+pub async fn subscribed<E: lahja::Event>(endpoint: &lahja::Endpoint, who: &str) {
+    within(
+        &format!("{who} to subscribe to {}", E::NAME),
+        endpoint.wait_until_endpoint_subscribed_to::<E>(who),
+    )
+    .await
+    .expect("the endpoint stopped while waiting");
+}
+
 /// A name no other test in this process uses.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
