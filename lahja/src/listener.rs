@@ -49,14 +49,8 @@ fn bind_error(path: &Path, reason: impl Into<String>) -> Error {
 pub(crate) fn bind(path: &Path) -> Result<Bound> {
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(folder) = folder {
-        if folder == config::runtime_dir() && !folder.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(folder)
-                .map_err(|e| {
-                    bind_error(path, format!("cannot create {}: {e}", folder.display()))
-                })?;
+        if folder == config::runtime_dir() {
+            private_folder(folder).map_err(|reason| bind_error(path, reason))?;
         }
         if !folder.is_dir() {
             return Err(bind_error(
@@ -107,6 +101,33 @@ pub(crate) fn bind(path: &Path) -> Result<Bound> {
             inode: meta.ino(),
         },
     })
+}
+
+/// Makes sure the per-user folder of `from_name` exists, belongs to this
+/// user and is mode 0700: the folder's permissions are what keeps other
+/// users away from the sockets in it.
+fn private_folder(folder: &Path) -> std::result::Result<(), String> {
+    if !folder.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    }
+    let meta = std::fs::symlink_metadata(folder).map_err(|e| e.to_string())?;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if !meta.is_dir() || meta.uid() != uid {
+        return Err(format!(
+            "{} is not a folder of this user (uid {uid}): refusing to put a socket there",
+            folder.display()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot make {} private: {e}", folder.display()))?;
+    }
+    Ok(())
 }
 
 /// Accepts connections until aborted; each handshake runs in its own task.
