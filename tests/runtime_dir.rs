@@ -6,10 +6,20 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use lahja::{ConnectionConfig, Endpoint, Error};
 
+/// Removes the test's folder even when the test fails.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[tokio::test]
 async fn the_socket_folder_is_made_private_and_never_someone_else_s() {
     let base = std::env::temp_dir().join(format!("lahja-xdg-{}", std::process::id()));
     std::fs::create_dir_all(&base).unwrap();
+    let _cleanup = Cleanup(base.clone());
     // SAFETY: no other thread of this test binary reads the environment.
     unsafe { std::env::set_var("XDG_RUNTIME_DIR", &base) };
     let folder = base.join("lahja");
@@ -46,5 +56,4 @@ async fn the_socket_folder_is_made_private_and_never_someone_else_s() {
         }
         assert!(!folder.join("third.sock").exists());
     }
-    std::fs::remove_dir_all(&base).unwrap();
 }
