@@ -4,6 +4,7 @@
 //! Locks are never held across an `.await`, and nothing that can run user
 //! code (a callback, a dropped handler) is dropped while the lock is held.
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -554,16 +555,7 @@ impl Shared {
                 })?;
                 let ticket = is_request
                     .then(|| Ticket::remote(RequestId(frame.request_id), connection, self));
-                let delivery = Delivery {
-                    origin: &connection.name,
-                    event: &*event,
-                    ticket: ticket.as_ref(),
-                };
-                for entry in sinks.iter() {
-                    if let Offer::Full = entry.sink.try_deliver(&delivery) {
-                        entry.sink.deliver(&delivery).await;
-                    }
-                }
+                deliver_local(&sinks, &connection.name, &*event, ticket.as_ref()).await;
             }
             Kind::Response => {
                 let body = wire::body(&frame, max)?.into_owned();
@@ -924,10 +916,11 @@ impl Shared {
 }
 
 /// Offers one event to local sinks, waiting for room in full ones.
-async fn deliver_local<E: Event>(
+/// Used for local broadcasts and for events read from a peer alike.
+async fn deliver_local(
     sinks: &[SinkEntry],
     origin: &Arc<str>,
-    event: &E,
+    event: &(dyn Any + Send + Sync),
     ticket: Option<&Arc<Ticket>>,
 ) {
     let delivery = Delivery {
