@@ -97,7 +97,11 @@ fn blocking_calls_inside_a_runtime_say_so_instead_of_deadlocking() {
             stream.try_next(),
             Err(Error::BlockingInAsyncContext)
         ));
-        assert_eq!(stream.next(), None);
+        // Iterating there is a bug that `None` ("the stream ended") would hide.
+        let iterated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stream.next()));
+        let message = iterated.expect_err("next() must not end quietly");
+        let message = message.downcast_ref::<String>().unwrap();
+        assert!(message.contains("inside a tokio runtime"), "{message}");
         // Never blocking, so fine anywhere.
         endpoint
             .broadcast_nowait_with(

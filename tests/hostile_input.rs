@@ -158,7 +158,12 @@ impl Scene {
         let mut stream = self.connect_raw().await;
         let id = Numbered::ID.as_u64();
         stream
-            .write_all(&raw::hello(name, &[(id, Numbered::SCHEMA)], &[id], 1))
+            .write_all(&raw::hello(
+                name,
+                &[(id, Numbered::SCHEMA)],
+                &[id],
+                raw::VERSION,
+            ))
             .await
             .unwrap();
         let (kind, ..) = within("server hello", raw::read_frame(&mut stream))

@@ -255,8 +255,10 @@ async fn an_event_over_the_frame_limit_reaches_nobody_and_says_why() {
     .await
     .unwrap();
     match endpoint.broadcast(Blob(vec![1; 4096])).await {
-        Err(Error::Codec(reason)) => assert!(reason.contains("max_frame_bytes"), "{reason}"),
-        other => panic!("expected a Codec error, got {other:?}"),
+        Err(error @ Error::FrameTooLarge { .. }) => {
+            assert!(error.to_string().contains("max_frame_bytes"), "{error}")
+        }
+        other => panic!("expected FrameTooLarge, got {other:?}"),
     }
     endpoint.broadcast(Blob(vec![2; 100])).await.unwrap();
     // Neither side saw the oversized event: the next one is the small one.

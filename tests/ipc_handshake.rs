@@ -31,7 +31,12 @@ async fn a_hand_written_hello_is_accepted_and_events_flow() {
     let mut stream = UnixStream::connect(&path).await.unwrap();
     let id = Numbered::ID.as_u64();
     stream
-        .write_all(&raw::hello("raw", &[(id, Numbered::SCHEMA)], &[id], 1))
+        .write_all(&raw::hello(
+            "raw",
+            &[(id, Numbered::SCHEMA)],
+            &[id],
+            raw::VERSION,
+        ))
         .await
         .unwrap();
     let (kind, ..) = within("server hello", raw::read_frame(&mut stream))
@@ -62,7 +67,7 @@ async fn a_client_with_another_schema_is_refused_with_the_details() {
             "mismatched",
             &[(Numbered::ID.as_u64(), wrong)],
             &[],
-            1,
+            raw::VERSION,
         ))
         .await
         .unwrap();
@@ -88,7 +93,12 @@ async fn a_server_with_another_schema_is_refused_by_the_client() {
         let (mut stream, _) = listener.accept().await.unwrap();
         let (kind, ..) = raw::read_frame(&mut stream).await.unwrap();
         assert_eq!(kind, raw::HELLO);
-        let hello = raw::hello("raw-server", &[(Numbered::ID.as_u64(), wrong)], &[], 1);
+        let hello = raw::hello(
+            "raw-server",
+            &[(Numbered::ID.as_u64(), wrong)],
+            &[],
+            raw::VERSION,
+        );
         stream.write_all(&hello).await.unwrap();
         raw::read_until_closed(&mut stream).await
     });
@@ -150,14 +160,15 @@ async fn a_wrong_protocol_version_is_refused_with_a_reason() {
     let (_endpoint, path) = serving(&dir).await;
     let mut stream = UnixStream::connect(&path).await.unwrap();
     stream
-        .write_all(&raw::hello("future", &[], &[], 2))
+        .write_all(&raw::hello("future", &[], &[], raw::VERSION + 1))
         .await
         .unwrap();
     let frames = within("refusal", raw::read_until_closed(&mut stream)).await;
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].0, raw::REJECT);
     let reason = String::from_utf8_lossy(&frames[0].1);
-    assert!(reason.contains("protocol version 2"), "{reason}");
+    let expected = format!("protocol version {}", raw::VERSION + 1);
+    assert!(reason.contains(&expected), "{reason}");
 }
 
 #[tokio::test]

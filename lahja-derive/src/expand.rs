@@ -70,5 +70,8 @@ fn impls(input: &Input, response: Option<&syn::Type>) -> TokenStream {
         }
         #request_impl
         ::lahja::__private::inventory::submit! { #info }
+        ::lahja::__private::inventory::submit! {
+            ::lahja::__private::format_tracer::<#ident>()
+        }
     }
 }

@@ -65,7 +65,7 @@ impl Runtime {
     /// Runs `future` to completion on this runtime, from a thread that
     /// does not run one.
     fn block_on<F: Future>(&self, future: F) -> Result<F::Output> {
-        if tokio::runtime::Handle::try_current().is_ok() {
+        if drives_async_code() {
             return Err(Error::BlockingInAsyncContext);
         }
         Ok(self.handle().block_on(future))
@@ -78,6 +78,34 @@ impl Runtime {
         drop(_guard);
         self.block_on(bounded)?.map_err(|_| Error::Timeout)
     }
+}
+
+thread_local! {
+    /// Set while a blocking request handler runs: a thread of tokio's
+    /// blocking pool, which tokio counts as inside the runtime (it has a
+    /// current handle) but which drives no async code, so blocking there
+    /// is what it is for.
+    static MAY_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread may be driving async code (a runtime worker, or
+/// inside `block_on`): blocking it could stall or deadlock that runtime.
+/// Tokio tells only "a runtime is current here", which is also true on
+/// its blocking pool; the handlers of this module mark their threads.
+fn drives_async_code() -> bool {
+    tokio::runtime::Handle::try_current().is_ok() && !MAY_BLOCK.get()
+}
+
+/// Runs `f` marked as allowed to block (see [`MAY_BLOCK`]).
+fn allowed_to_block<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            MAY_BLOCK.set(self.0);
+        }
+    }
+    let _reset = Reset(MAY_BLOCK.replace(true));
+    f()
 }
 
 impl Drop for Runtime {
@@ -112,7 +140,7 @@ impl fmt::Debug for Endpoint {
 
 impl Endpoint {
     fn start(start: impl AsyncFnOnce() -> Result<crate::Endpoint>) -> Result<Endpoint> {
-        if tokio::runtime::Handle::try_current().is_ok() {
+        if drives_async_code() {
             return Err(Error::BlockingInAsyncContext);
         }
         let runtime = Runtime::new()?;
@@ -243,8 +271,17 @@ impl Endpoint {
             .block_on_timeout(timeout, self.inner.request(request))?
     }
 
-    /// Calls `handler` with every event of type `E` (on the endpoint's
-    /// runtime thread: keep it short) until the [`Subscription`] is dropped.
+    /// Calls `handler` with every event of type `E` until the
+    /// [`Subscription`] is dropped.
+    ///
+    /// The callback runs on the endpoint's runtime thread, inline with
+    /// delivery (so "when `broadcast` returns, callbacks have been
+    /// called" holds): keep it short. Blocking calls on this endpoint made
+    /// from inside it return [`Error::BlockingInAsyncContext`]; send from
+    /// it with [`broadcast_nowait`](Self::broadcast_nowait), or hand the
+    /// work to a thread of your own. Request handlers
+    /// ([`handle_requests`](Self::handle_requests)) may block and use the
+    /// endpoint.
     pub fn subscribe<E: Event>(&self, handler: impl Fn(E) + Send + Sync + 'static) -> Subscription {
         self.inner.subscribe(handler)
     }
@@ -294,8 +331,11 @@ impl Endpoint {
     }
 
     /// Answers every request of type `R` with `handler`, run on tokio's
-    /// blocking pool (so it may block), until the [`Subscription`] is
-    /// dropped. A panicking handler gives the requester `RequestDropped`.
+    /// blocking pool, until the [`Subscription`] is dropped. The handler
+    /// may block, and may use this endpoint's blocking calls (a clone of
+    /// it): `broadcast`, `request_timeout` and the rest work there. At most
+    /// [`EndpointOptions::max_concurrent_handlers`] run at once. A
+    /// panicking handler gives the requester `RequestDropped`.
     pub fn handle_requests<R, F>(&self, handler: F) -> Subscription
     where
         R: Request,
@@ -305,7 +345,8 @@ impl Endpoint {
         self.inner.handle_requests(move |request: R| {
             let handler = handler.clone();
             async move {
-                match tokio::task::spawn_blocking(move || handler(request)).await {
+                let answer = move || allowed_to_block(|| handler(request));
+                match tokio::task::spawn_blocking(answer).await {
                     Ok(response) => response,
                     // Re-raise in the request's task, where it is contained.
                     Err(error) => std::panic::resume_unwind(error.into_panic()),
@@ -387,10 +428,24 @@ impl Endpoint {
     }
 }
 
+/// An iterator used on a thread that drives async code: a programming
+/// error that `None` would hide as "the stream ended" (the only error
+/// `try_next` returns).
+#[track_caller]
+fn misuse(error: Error) -> ! {
+    panic!("{error}: iterate a lahja::blocking stream on a thread of its own, or use try_next")
+}
+
 /// A blocking iterator over events, from [`Endpoint::stream`]. It ends
-/// when the endpoint stops; dropping it unsubscribes. On a thread that
-/// runs a tokio runtime it ends at once (use
-/// [`try_next`](Self::try_next) to see why).
+/// when the endpoint stops; dropping it unsubscribes.
+///
+/// # Panics
+///
+/// `next` panics on a thread that drives async code (a tokio worker, or
+/// inside `block_on`), where blocking would stall that runtime: ending the
+/// iteration there would look like a stopped endpoint.
+/// [`try_next`](Self::try_next) returns [`Error::BlockingInAsyncContext`]
+/// instead.
 pub struct EventIter<E> {
     stream: crate::EventStream<E>,
     runtime: Arc<Runtime>,
@@ -406,10 +461,10 @@ impl<E> EventIter<E> {
 impl<E> Iterator for EventIter<E> {
     type Item = E;
     fn next(&mut self) -> Option<E> {
-        self.try_next().unwrap_or_else(|error| {
-            tracing::error!(%error, "blocking stream used inside a tokio runtime");
-            None
-        })
+        match self.try_next() {
+            Ok(event) => event,
+            Err(error) => misuse(error),
+        }
     }
 }
 
@@ -423,6 +478,10 @@ impl<E> fmt::Debug for EventIter<E> {
 
 /// A blocking iterator over requests to answer, from
 /// [`Endpoint::stream_requests`].
+///
+/// # Panics
+///
+/// Like [`EventIter`], `next` panics on a thread that drives async code.
 pub struct RequestIter<R> {
     stream: crate::RequestStream<R>,
     runtime: Arc<Runtime>,
@@ -442,10 +501,10 @@ impl<R> RequestIter<R> {
 impl<R> Iterator for RequestIter<R> {
     type Item = IncomingRequest<R>;
     fn next(&mut self) -> Option<IncomingRequest<R>> {
-        self.try_next().unwrap_or_else(|error| {
-            tracing::error!(%error, "blocking request stream used inside a tokio runtime");
-            None
-        })
+        match self.try_next() {
+            Ok(request) => request,
+            Err(error) => misuse(error),
+        }
     }
 }
 

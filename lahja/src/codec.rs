@@ -1,6 +1,21 @@
-//! The one place that knows the body encoding (bincode 2, standard config:
-//! little-endian, variable-length integers). Swapping the format is a
+//! The one place that knows the body encoding: bincode 2's standard format
+//! (little-endian, variable-length integers). Swapping the format is a
 //! change to this file only.
+//!
+//! Encoding uses bincode itself. Decoding uses [`Reader`], a strict serde
+//! deserializer for the same format, because bincode 2 allocates whatever a
+//! length prefix claims (`vec![0; len]`) before it reads a byte of it,
+//! unless given a limit fixed at compile time: a 33-byte frame claiming a
+//! 2^62-byte string aborted the process. The reader never allocates more
+//! than the bytes actually present: strings and byte strings are borrowed
+//! from the body (the visitor copies exactly what is there), sequences and
+//! maps tell serde a size hint no larger than the bytes left. It also
+//! bounds nesting depth (no stack overflow from a deeply nested body) and
+//! the number of zero-byte elements (no endless loop over a `Vec<()>`
+//! claiming 2^62 elements). The property tests below check that it reads
+//! exactly what bincode writes.
+
+use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use crate::{Error, Result};
 
@@ -17,26 +32,560 @@ pub(crate) fn encode_into<T: serde::Serialize>(value: &T, out: &mut Vec<u8>) -> 
 
 /// Decodes a whole body; trailing bytes are an error.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|e| Error::Codec(e.to_string()))?;
-    if used != body.len() {
+    let mut reader = Reader::new(body);
+    let value = T::deserialize(&mut reader).map_err(|e| Error::Codec(e.0))?;
+    if !reader.input.is_empty() {
         return Err(Error::Codec(format!(
             "{} trailing bytes after the body",
-            body.len() - used
+            reader.input.len()
         )));
     }
     Ok(value)
 }
 
+/// How deeply values may nest (each `Option`, newtype, sequence element,
+/// map entry or enum variant is a level): far below what overflows a stack.
+const MAX_DEPTH: usize = 256;
+/// How many elements that take no bytes (`()`, unit structs) one body may
+/// hold in sequences: bounds the work a lying length can cause.
+const MAX_EMPTY_ELEMENTS: usize = 1 << 20;
+
+/// Why a body did not decode.
+#[derive(Debug)]
+struct DecodeError(String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl de::Error for DecodeError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        DecodeError(msg.to_string())
+    }
+}
+
+type Decoded<T> = std::result::Result<T, DecodeError>;
+
+fn fail<T>(why: impl Into<String>) -> Decoded<T> {
+    Err(DecodeError(why.into()))
+}
+
+/// A serde deserializer over one body in bincode 2's standard format.
+struct Reader<'de> {
+    input: &'de [u8],
+    depth: usize,
+    empty_elements: usize,
+}
+
+impl<'de> Reader<'de> {
+    fn new(input: &'de [u8]) -> Self {
+        Reader {
+            input,
+            depth: 0,
+            empty_elements: 0,
+        }
+    }
+
+    /// The next `n` bytes, checked against what is there before anything
+    /// is allocated or copied.
+    fn take(&mut self, n: usize) -> Decoded<&'de [u8]> {
+        if n > self.input.len() {
+            return fail(format!(
+                "a length of {n} bytes, but only {} remain",
+                self.input.len()
+            ));
+        }
+        let (taken, rest) = self.input.split_at(n);
+        self.input = rest;
+        Ok(taken)
+    }
+
+    fn byte(&mut self) -> Decoded<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn array<const N: usize>(&mut self) -> Decoded<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+
+    /// An unsigned varint whose type is `bits` wide: a byte below 251 is
+    /// the value, 251/252/253/254 announce a u16/u32/u64/u128 (accepted
+    /// only when the type is at least that wide, as bincode does).
+    fn varint(&mut self, bits: u32) -> Decoded<u128> {
+        let (value, width) = match self.byte()? {
+            small @ 0..=250 => return Ok(u128::from(small)),
+            251 => (u128::from(u16::from_le_bytes(self.array()?)), 16),
+            252 => (u128::from(u32::from_le_bytes(self.array()?)), 32),
+            253 => (u128::from(u64::from_le_bytes(self.array()?)), 64),
+            254 => (u128::from_le_bytes(self.array()?), 128),
+            _ => return fail("invalid varint tag 255"),
+        };
+        if width > bits {
+            return fail(format!("a {width}-bit varint for a {bits}-bit integer"));
+        }
+        Ok(value)
+    }
+
+    fn unsigned(&mut self, bits: u32) -> Decoded<u128> {
+        self.varint(bits)
+    }
+
+    /// Zigzag: 0, -1, 1, -2, ... as 0, 1, 2, 3, ...
+    fn signed(&mut self, bits: u32) -> Decoded<i128> {
+        let raw = self.varint(bits)?;
+        Ok(((raw >> 1) as i128) ^ -((raw & 1) as i128))
+    }
+
+    /// A length prefix (bincode writes `usize` as a u64 varint).
+    fn len(&mut self) -> Decoded<usize> {
+        usize::try_from(self.varint(64)?).or_else(|_| fail("a length beyond usize"))
+    }
+
+    fn str(&mut self) -> Decoded<&'de str> {
+        let len = self.len()?;
+        std::str::from_utf8(self.take(len)?).or_else(|e| fail(format!("invalid UTF-8: {e}")))
+    }
+
+    fn nested<T>(&mut self, read: impl FnOnce(&mut Self) -> Decoded<T>) -> Decoded<T> {
+        if self.depth >= MAX_DEPTH {
+            return fail(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let value = read(self);
+        self.depth -= 1;
+        value
+    }
+
+    /// Counts an element that took no bytes.
+    fn element_read(&mut self, before: usize) -> Decoded<()> {
+        if self.input.len() == before {
+            self.empty_elements += 1;
+            if self.empty_elements > MAX_EMPTY_ELEMENTS {
+                return fail("too many elements that take no bytes");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn narrow<T: TryFrom<u128>>(value: u128, what: &str) -> Decoded<T> {
+    T::try_from(value).or_else(|_| fail(format!("{value} does not fit in {what}")))
+}
+
+fn narrow_signed<T: TryFrom<i128>>(value: i128, what: &str) -> Decoded<T> {
+    T::try_from(value).or_else(|_| fail(format!("{value} does not fit in {what}")))
+}
+
+impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
+    type Error = DecodeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Decoded<V::Value> {
+        fail("the format is not self-describing: types that need deserialize_any are not supported")
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        match self.byte()? {
+            0 => visitor.visit_bool(false),
+            1 => visitor.visit_bool(true),
+            other => fail(format!("invalid bool {other}")),
+        }
+    }
+
+    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_i8(self.byte()? as i8)
+    }
+
+    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_i16(narrow_signed(self.signed(16)?, "i16")?)
+    }
+
+    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_i32(narrow_signed(self.signed(32)?, "i32")?)
+    }
+
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_i64(narrow_signed(self.signed(64)?, "i64")?)
+    }
+
+    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_i128(self.signed(128)?)
+    }
+
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_u8(self.byte()?)
+    }
+
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_u16(narrow(self.unsigned(16)?, "u16")?)
+    }
+
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_u32(narrow(self.unsigned(32)?, "u32")?)
+    }
+
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_u64(narrow(self.unsigned(64)?, "u64")?)
+    }
+
+    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_u128(self.unsigned(128)?)
+    }
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_f32(f32::from_le_bytes(self.array()?))
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_f64(f64::from_le_bytes(self.array()?))
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        let first = *self
+            .input
+            .first()
+            .ok_or_else(|| DecodeError("no char".into()))?;
+        let width = match first {
+            0x00..=0x7f => 1,
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => return fail(format!("invalid char encoding {first:#04x}")),
+        };
+        let bytes = self.take(width)?;
+        match std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.chars().next())
+        {
+            Some(c) => visitor.visit_char(c),
+            None => fail("invalid char encoding"),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_borrowed_str(self.str()?)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_borrowed_str(self.str()?)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        let len = self.len()?;
+        visitor.visit_borrowed_bytes(self.take(len)?)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        self.deserialize_bytes(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        match self.byte()? {
+            0 => visitor.visit_none(),
+            1 => self.nested(|reader| visitor.visit_some(reader)),
+            other => fail(format!("invalid option tag {other}")),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Decoded<V::Value> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Decoded<V::Value> {
+        self.nested(|reader| visitor.visit_newtype_struct(reader))
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        let len = self.len()?;
+        self.deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Decoded<V::Value> {
+        self.nested(|reader| visitor.visit_seq(Elements { reader, left: len }))
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Decoded<V::Value> {
+        self.deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
+        let len = self.len()?;
+        self.nested(|reader| visitor.visit_map(Elements { reader, left: len }))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Decoded<V::Value> {
+        self.deserialize_tuple(fields.len(), visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Decoded<V::Value> {
+        self.nested(|reader| visitor.visit_enum(reader))
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Decoded<V::Value> {
+        fail("identifiers are not part of the format")
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, _: V) -> Decoded<V::Value> {
+        fail("the format is not self-describing: nothing can be skipped")
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+/// The elements of a sequence, tuple, struct or map.
+struct Elements<'a, 'de> {
+    reader: &'a mut Reader<'de>,
+    left: usize,
+}
+
+impl<'de> Elements<'_, 'de> {
+    fn element<T>(
+        &mut self,
+        read: impl FnOnce(&mut Reader<'de>) -> Decoded<T>,
+    ) -> Decoded<Option<T>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let before = self.reader.input.len();
+        let value = read(self.reader)?;
+        self.reader.element_read(before)?;
+        Ok(Some(value))
+    }
+
+    /// Never more than one element per byte left: what serde preallocates.
+    fn hint(&self) -> Option<usize> {
+        Some(self.left.min(self.reader.input.len()))
+    }
+}
+
+impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
+    type Error = DecodeError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Decoded<Option<T::Value>> {
+        self.element(|reader| seed.deserialize(reader))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.hint()
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
+    type Error = DecodeError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Decoded<Option<K::Value>> {
+        self.element(|reader| seed.deserialize(reader))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Decoded<V::Value> {
+        seed.deserialize(&mut *self.reader)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.hint()
+    }
+}
+
+impl<'de> de::EnumAccess<'de> for &mut Reader<'de> {
+    type Error = DecodeError;
+    type Variant = Self;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Decoded<(V::Value, Self)> {
+        let index: u32 = narrow(self.unsigned(32)?, "a variant index")?;
+        let variant = seed.deserialize(index.into_deserializer())?;
+        Ok((variant, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for &mut Reader<'de> {
+    type Error = DecodeError;
+
+    fn unit_variant(self) -> Decoded<()> {
+        Ok(())
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Decoded<T::Value> {
+        seed.deserialize(self)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Decoded<V::Value> {
+        de::Deserializer::deserialize_tuple(self, len, visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Decoded<V::Value> {
+        de::Deserializer::deserialize_tuple(self, fields.len(), visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
-    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
     struct Sample {
         number: u64,
         text: String,
         bytes: Vec<u8>,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    enum Shape {
+        Empty,
+        Circle(f64),
+        Pair(i16, u128),
+        Named { label: String, tags: Vec<char> },
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Rich {
+        flag: bool,
+        small: i8,
+        signed: i64,
+        wide: i128,
+        unsigned: u32,
+        float: f32,
+        letter: char,
+        maybe: Option<Sample>,
+        shapes: Vec<Shape>,
+        map: BTreeMap<String, Option<u16>>,
+        tuple: (u8, (), String),
+        #[serde(with = "serde_bytes_like")]
+        raw: Vec<u8>,
+    }
+
+    /// `serialize_bytes` / `deserialize_byte_buf`, as `serde_bytes` does.
+    mod serde_bytes_like {
+        pub(super) fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(v)
+        }
+        pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Vec<u8>, D::Error> {
+            struct Bytes;
+            impl serde::de::Visitor<'_> for Bytes {
+                type Value = Vec<u8>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                    Ok(v.to_vec())
+                }
+            }
+            d.deserialize_byte_buf(Bytes)
+        }
+    }
+
+    fn bincode_decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
+        // A limit keeps bincode itself from allocating what lies claim.
+        let limited = bincode::config::standard().with_limit::<{ 1 << 20 }>();
+        match bincode::serde::decode_from_slice(body, limited) {
+            Ok((value, used)) if used == body.len() => Some(value),
+            _ => None,
+        }
+    }
+
+    fn encoded<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        let mut body = Vec::new();
+        encode_into(value, &mut body).unwrap();
+        body
+    }
+
+    fn shape() -> impl Strategy<Value = Shape> {
+        prop_oneof![
+            Just(Shape::Empty),
+            any::<f64>()
+                .prop_filter("NaN is not equal to itself", |f| !f.is_nan())
+                .prop_map(Shape::Circle),
+            (any::<i16>(), any::<u128>()).prop_map(|(a, b)| Shape::Pair(a, b)),
+            (".{0,12}", proptest::collection::vec(any::<char>(), 0..4))
+                .prop_map(|(label, tags)| Shape::Named { label, tags }),
+        ]
+    }
+
+    prop_compose! {
+        fn rich()(
+            flag in any::<bool>(), small in any::<i8>(), signed in any::<i64>(),
+            wide in any::<i128>(), unsigned in any::<u32>(),
+            float in any::<f32>().prop_filter("not NaN", |f| !f.is_nan()),
+            letter in any::<char>(),
+            maybe in proptest::option::of((any::<u64>(), ".{0,20}", proptest::collection::vec(any::<u8>(), 0..40))
+                .prop_map(|(number, text, bytes)| Sample { number, text, bytes })),
+            shapes in proptest::collection::vec(shape(), 0..6),
+            map in proptest::collection::btree_map(".{0,8}", proptest::option::of(any::<u16>()), 0..5),
+            tuple in (any::<u8>(), Just(()), ".{0,8}"),
+            raw in proptest::collection::vec(any::<u8>(), 0..600),
+        ) -> Rich {
+            Rich { flag, small, signed, wide, unsigned, float, letter, maybe, shapes, map, tuple, raw }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// The reader reads back exactly what bincode writes.
+        #[test]
+        fn reads_what_bincode_writes(value in rich()) {
+            let body = encoded(&value);
+            prop_assert_eq!(decode::<Rich>(&body).unwrap(), value);
+        }
+
+        /// On any bytes, the reader and bincode agree on what they accept.
+        #[test]
+        fn agrees_with_bincode_on_arbitrary_bytes(
+            value in rich(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+        ) {
+            let mut body = encoded(&value);
+            for (at, byte) in edits {
+                let len = body.len();
+                body[at % len] = byte;
+            }
+            body.truncate(cut % (body.len() + 1));
+            // Compared re-encoded: an edit can make a NaN, unequal to itself.
+            let ours = decode::<Rich>(&body).ok().map(|v| encoded(&v));
+            let theirs = bincode_decode::<Rich>(&body).map(|v| encoded(&v));
+            prop_assert_eq!(ours, theirs);
+        }
     }
 
     #[test]
@@ -46,9 +595,10 @@ mod tests {
             text: "héllo".into(),
             bytes: vec![1, 2, 3],
         };
-        let mut body = Vec::new();
-        encode_into(&sample, &mut body).unwrap();
+        let body = encoded(&sample);
         assert_eq!(decode::<Sample>(&body).unwrap(), sample);
+        let units = vec![(); 3000];
+        assert_eq!(decode::<Vec<()>>(&encoded(&units)).unwrap(), units);
 
         let mut longer = body.clone();
         longer.push(0);
@@ -57,5 +607,35 @@ mod tests {
             decode::<Sample>(&body[..body.len() - 1]),
             Err(Error::Codec(_))
         ));
+    }
+
+    /// Length prefixes that claim 2^62 bytes or elements fail at once,
+    /// without allocating them (bincode 2 aborts the process on these).
+    #[test]
+    fn lying_lengths_fail_without_allocating() {
+        let mut claim = vec![253];
+        claim.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        let error = decode::<String>(&claim).unwrap_err().to_string();
+        assert!(error.contains("only 0 remain"), "{error}");
+        assert!(decode::<Vec<u8>>(&claim).is_err());
+        assert!(decode::<Vec<String>>(&claim).is_err());
+        assert!(decode::<BTreeMap<u64, u64>>(&claim).is_err());
+        assert!(
+            decode::<Vec<()>>(&claim).is_err(),
+            "zero-byte elements are bounded"
+        );
+        let mut nested = vec![0u8; 3];
+        nested.extend_from_slice(&claim);
+        assert!(decode::<(u8, u8, u8, Vec<Vec<u64>>)>(&nested).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_stack_overflows() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Node(Option<Box<Node>>);
+        let body = vec![1u8; 100_000];
+        let error = decode::<Node>(&body).unwrap_err().to_string();
+        assert!(error.contains("nested deeper"), "{error}");
     }
 }

@@ -41,6 +41,38 @@ impl ConnectionConfig {
     }
 }
 
+/// The longest endpoint or group name, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Checks an endpoint or group name: 1 to [`MAX_NAME_BYTES`] bytes of
+/// UTF-8, without control characters or `/` (names become file names and
+/// appear in logs).
+///
+/// ```
+/// use lahja::{Error, validate_name};
+///
+/// assert!(validate_name("trinity.networking-1").is_ok());
+/// assert!(matches!(validate_name("a/b"), Err(Error::InvalidName { .. })));
+/// assert!(matches!(validate_name(""), Err(Error::InvalidName { .. })));
+/// ```
+pub fn validate_name(name: &str) -> crate::Result<()> {
+    let reason = if name.is_empty() {
+        "a name cannot be empty"
+    } else if name.len() > MAX_NAME_BYTES {
+        "a name is at most 255 bytes"
+    } else if name.contains('/') {
+        "a name cannot contain `/`"
+    } else if name.chars().any(char::is_control) {
+        "a name cannot contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(crate::Error::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
 /// The per-user folder that [`ConnectionConfig::from_name`] uses.
 pub(crate) fn runtime_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
@@ -74,9 +106,13 @@ pub struct EndpointOptions {
     pub compress_above: usize,
     /// How long a new connection may take to say hello. Default 10 s.
     pub handshake_timeout: Duration,
-    /// How long `connect_to_endpoints` retries a missing or refusing socket.
-    /// Default 10 s.
+    /// How long `connect_to_endpoints` retries a missing, refusing or
+    /// busy socket. Default 10 s.
     pub connect_timeout: Duration,
+    /// How many requests one `handle_requests` subscription answers at
+    /// once. Past it the request stream stays undrained, so requesters
+    /// wait (backpressure) instead of the handlers piling up. Default 64.
+    pub max_concurrent_handlers: usize,
 }
 
 impl Default for EndpointOptions {
@@ -88,6 +124,7 @@ impl Default for EndpointOptions {
             compress_above: 1024,
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            max_concurrent_handlers: 64,
         }
     }
 }

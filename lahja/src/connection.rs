@@ -1,6 +1,7 @@
 //! One connection to a peer: the handshake, the reader task that
 //! dispatches incoming frames, and the writer task behind [`Outgoing`].
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +19,20 @@ pub(crate) struct Connection {
     pub(crate) name: Arc<str>,
     pub(crate) outgoing: Outgoing,
     tasks: Mutex<Tasks>,
+    /// Warnings logged about this peer so far.
+    warnings: AtomicU32,
 }
+
+/// Whether to log one more warning about a peer.
+pub(crate) enum Warning {
+    Log,
+    /// The last one logged; say that more are suppressed.
+    Last,
+    Quiet,
+}
+
+/// Warnings logged per connection before the rest go to `debug`.
+const WARNINGS_PER_CONNECTION: u32 = 8;
 
 #[derive(Default)]
 struct Tasks {
@@ -34,7 +48,17 @@ impl Connection {
             name,
             outgoing: Outgoing::new(queue_bytes),
             tasks: Mutex::new(Tasks::default()),
+            warnings: AtomicU32::new(0),
         })
+    }
+
+    /// Counts a warning about this peer: a hostile peer cannot flood the log.
+    pub(crate) fn warning(&self) -> Warning {
+        match self.warnings.fetch_add(1, Ordering::Relaxed) {
+            n if n < WARNINGS_PER_CONNECTION - 1 => Warning::Log,
+            n if n == WARNINGS_PER_CONNECTION - 1 => Warning::Last,
+            _ => Warning::Quiet,
+        }
     }
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, Tasks> {
@@ -93,14 +117,19 @@ impl Connection {
     }
 }
 
-/// Reads one frame during the handshake.
+/// Reads one frame during the handshake, decompressed: a program with a
+/// few hundred event types has a hello large enough to be compressed.
 async fn read_first(
     frames: &mut FrameBuffer,
     read: &mut OwnedReadHalf,
+    max_frame: usize,
 ) -> std::result::Result<(Kind, Vec<u8>), String> {
     loop {
         match frames.next_frame() {
-            Ok(Some(frame)) => return Ok((frame.kind, frame.body.to_vec())),
+            Ok(Some(frame)) => {
+                let body = wire::body(&frame, max_frame).map_err(|v| v.to_string())?;
+                return Ok((frame.kind, body.into_owned()));
+            }
             Ok(None) => {}
             Err(violation) => return Err(violation.to_string()),
         }
@@ -112,29 +141,105 @@ async fn read_first(
     }
 }
 
-/// The first schema disagreement between our registry and a peer's table.
-fn schema_mismatch(events: &[(u64, u64)]) -> Option<(String, u64, u64)> {
-    events.iter().find_map(|&(id, remote)| {
-        let local = registry::lookup(crate::EventId::from_u64(id))?;
-        (local.schema != remote).then(|| (local.name.to_owned(), local.schema, remote))
+/// The first schema disagreement between our registry and a peer's table:
+/// the outer shape (`Event::SCHEMA`), else the whole traced format (where
+/// both sides could trace it). Returns (wire name, ours, theirs).
+fn schema_mismatch(events: &[(u64, u64, u64)]) -> Option<(String, u64, u64)> {
+    events.iter().find_map(|&(id, remote, remote_format)| {
+        let id = crate::EventId::from_u64(id);
+        let local = registry::lookup(id)?;
+        if local.schema != remote {
+            return Some((local.name.to_owned(), local.schema, remote));
+        }
+        let local_format = registry::format_of(id);
+        (local_format != 0 && remote_format != 0 && local_format != remote_format).then(|| {
+            (
+                format!("{} (a type inside it)", local.name),
+                local_format,
+                remote_format,
+            )
+        })
     })
+}
+
+/// Whether a connect error means "try again": nobody listens yet, or the
+/// listen backlog is full (`EAGAIN` on Linux).
+fn retryable(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::NotFound
+            | std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::WouldBlock
+    )
+}
+
+/// This process's user.
+fn our_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Before anything is sent: the socket's folder must belong to us (or
+/// root) and be writable by nobody else, or another user could have put
+/// their own socket there for us to talk to.
+fn check_folder(path: &std::path::Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => std::path::Path::new("."),
+    };
+    let meta = std::fs::metadata(folder)
+        .map_err(|e| format!("cannot inspect the folder {}: {e}", folder.display()))?;
+    let uid = our_uid();
+    if meta.uid() != uid && meta.uid() != 0 {
+        return Err(format!(
+            "the folder {} belongs to uid {}, not to this user (uid {uid}) or root",
+            folder.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "the folder {} is writable by other users (mode {:o})",
+            folder.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// After connecting, before anything is sent: the serving process must
+/// run as this user or as root.
+fn check_server(stream: &UnixStream) -> std::result::Result<(), String> {
+    let cred = stream
+        .peer_cred()
+        .map_err(|e| format!("cannot tell who serves the socket: {e}"))?;
+    let uid = our_uid();
+    if cred.uid() != uid && cred.uid() != 0 {
+        return Err(format!(
+            "the socket is served by uid {}, not by this user (uid {uid}) or root",
+            cred.uid()
+        ));
+    }
+    Ok(())
 }
 
 /// Connects to `config` (retrying until `connect_timeout`) and completes
 /// the client side of the handshake.
 pub(crate) async fn connect(shared: Arc<Shared>, config: ConnectionConfig) -> Result<()> {
+    crate::validate_name(&config.name)?;
+    let rejected = |reason: String| Error::ConnectionAttemptRejected {
+        endpoint: config.name.clone(),
+        reason,
+    };
+    check_folder(&config.path).map_err(rejected)?;
     let patience = shared.options.connect_timeout;
     let deadline = tokio::time::Instant::now() + patience;
     let mut backoff = Duration::from_millis(5);
     let stream = loop {
         match UnixStream::connect(&config.path).await {
             Ok(stream) => break stream,
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) =>
-            {
+            Err(error) if retryable(&error) => {
                 if tokio::time::Instant::now() + backoff > deadline {
                     return Err(Error::ConnectTimeout {
                         endpoint: config.name,
@@ -153,23 +258,26 @@ pub(crate) async fn connect(shared: Arc<Shared>, config: ConnectionConfig) -> Re
             }
         }
     };
-    let rejected = |reason: String| Error::ConnectionAttemptRejected {
-        endpoint: config.name.clone(),
-        reason,
-    };
+    check_server(&stream).map_err(rejected)?;
     let (mut read, mut write) = stream.into_split();
     let mut hello = Vec::new();
     wire::append_hello(&mut hello, &shared.hello(), shared.limits())?;
-    tokio::io::AsyncWriteExt::write_all(&mut write, &hello).await?;
-
-    let mut frames = FrameBuffer::new(shared.options.max_frame_bytes);
-    let reply = tokio::time::timeout(
-        shared.options.handshake_timeout,
-        read_first(&mut frames, &mut read),
+    let patience = shared.options.handshake_timeout;
+    tokio::time::timeout(
+        patience,
+        tokio::io::AsyncWriteExt::write_all(&mut write, &hello),
     )
     .await
-    .map_err(|_| rejected("no hello within the handshake timeout".into()))?
-    .map_err(rejected)?;
+    .map_err(|_| {
+        rejected("the server did not take our hello within the handshake timeout".into())
+    })??;
+
+    let max_frame = shared.options.max_frame_bytes;
+    let mut frames = FrameBuffer::new(max_frame);
+    let reply = tokio::time::timeout(patience, read_first(&mut frames, &mut read, max_frame))
+        .await
+        .map_err(|_| rejected("no hello within the handshake timeout".into()))?
+        .map_err(rejected)?;
     let peer = match reply {
         (Kind::Hello, body) => wire::parse_hello(&body).map_err(rejected)?,
         (Kind::Reject, body) => {
@@ -194,7 +302,7 @@ pub(crate) async fn connect(shared: Arc<Shared>, config: ConnectionConfig) -> Re
         return Err(rejected(format!(
             "the endpoint at {} is `{}`, not `{}`",
             config.path.display(),
-            peer.name,
+            crate::error::shorten(&peer.name),
             config.name
         )));
     }
@@ -223,16 +331,20 @@ pub(crate) async fn accept(shared: Arc<Shared>, stream: UnixStream) {
         .and_then(|cred| cred.pid())
         .unwrap_or(0);
     let (mut read, write) = stream.into_split();
-    let mut frames = FrameBuffer::new(shared.options.max_frame_bytes);
+    let max_frame = shared.options.max_frame_bytes;
+    let mut frames = FrameBuffer::new(max_frame);
     let first = tokio::time::timeout(
         shared.options.handshake_timeout,
-        read_first(&mut frames, &mut read),
+        read_first(&mut frames, &mut read, max_frame),
     )
     .await;
     let hello = match first {
         Err(_) => Err("no hello within the handshake timeout".to_owned()),
         Ok(Err(reason)) => Err(reason),
-        Ok(Ok((Kind::Hello, body))) => wire::parse_hello(&body),
+        Ok(Ok((Kind::Hello, body))) => wire::parse_hello(&body).and_then(|hello| {
+            crate::validate_name(&hello.name).map_err(|e| e.to_string())?;
+            Ok(hello)
+        }),
         Ok(Ok((kind, _))) => Err(format!("expected a hello, got {kind:?}")),
     };
     let peer = match hello {
@@ -267,12 +379,14 @@ pub(crate) async fn accept(shared: Arc<Shared>, stream: UnixStream) {
     }
 }
 
-/// Tells a refused client why, then closes.
+/// Tells a refused client why, then closes; a client that does not read
+/// gets at most `handshake_timeout` of patience.
 async fn refuse(mut write: OwnedWriteHalf, shared: &Shared, reject: Reject) {
     let mut frame = Vec::new();
     let zero = crate::EventId::from_u64(0);
     if wire::append_encoded(&mut frame, Kind::Reject, zero, 0, shared.limits(), &reject).is_ok() {
-        let _ = tokio::io::AsyncWriteExt::write_all(&mut write, &frame).await;
+        let send = tokio::io::AsyncWriteExt::write_all(&mut write, &frame);
+        let _ = tokio::time::timeout(shared.options.handshake_timeout, send).await;
     }
 }
 

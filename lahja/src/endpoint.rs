@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::request::{Ticket, into_response};
 use crate::shared::Shared;
@@ -110,19 +110,26 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub async fn run_with(name: impl Into<String>, options: EndpointOptions) -> Result<Endpoint> {
-        Self::start(name.into(), options, None)
+        Self::start(name.into(), options, None).await
     }
 
-    fn start(
+    async fn start(
         name: String,
         mut options: EndpointOptions,
         serve_at: Option<PathBuf>,
     ) -> Result<Endpoint> {
+        crate::validate_name(&name)?;
         registry::check()?;
         options.stream_capacity = options.stream_capacity.max(1);
+        options.max_concurrent_handlers = options.max_concurrent_handlers.max(1);
         let shared = Shared::new(name.into(), options);
         if let Some(path) = &serve_at {
-            shared.start_serving(listener::bind(path)?);
+            // Binding waits on a lock file and probes a socket: off the runtime.
+            let path = path.clone();
+            let bound = tokio::task::spawn_blocking(move || listener::bind(&path))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            shared.start_serving(bound)?;
         }
         Ok(Endpoint {
             handle: Arc::new(Handle {
@@ -159,7 +166,7 @@ impl Endpoint {
         config: ConnectionConfig,
         options: EndpointOptions,
     ) -> Result<Endpoint> {
-        Self::start(config.name, options, Some(config.path))
+        Self::start(config.name, options, Some(config.path)).await
     }
 
     /// Connects to each endpoint (concurrently) and returns once every
@@ -492,19 +499,28 @@ impl Endpoint {
         let (tx, mut requests) = mpsc::channel(shared.options.stream_capacity);
         let guard = shared.add_sink(R::ID, Arc::new(RequestSink::<R> { tx }));
         let runtime = shared.runtime.clone();
+        let in_flight = Arc::new(Semaphore::new(shared.options.max_concurrent_handlers));
         // Ends when the subscription is dropped (the sink, and so the
         // channel's sender, goes away) or the endpoint stops.
         shared.runtime.spawn(async move {
-            while let Some(incoming) = requests.recv().await {
+            loop {
+                // At most `max_concurrent_handlers` at once; past it the
+                // requests wait in the stream (backpressure).
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    return;
+                };
+                let Some(incoming) = requests.recv().await else {
+                    return;
+                };
                 let (request, ticket) = incoming.into_parts();
                 match catch_unwind(AssertUnwindSafe(|| handler(request))) {
                     Ok(answer) => {
                         // A panic in `answer` drops the ticket unanswered:
                         // the requester is told, the endpoint goes on.
+                        // A failed answer is logged by the ticket.
                         runtime.spawn(async move {
-                            if let Err(error) = ticket.answer(answer.await).await {
-                                tracing::debug!(%error, "could not send a response");
-                            }
+                            let _ = ticket.answer(answer.await).await;
+                            drop(permit);
                         });
                     }
                     Err(_) => tracing::warn!(

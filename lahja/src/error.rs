@@ -124,6 +124,27 @@ pub enum Error {
         /// The first full target's endpoint name.
         endpoint: String,
     },
+    /// An event or response is larger than `max_frame_bytes` once encoded
+    /// (before compression, since the receiver holds it decompressed):
+    /// refused before anything is sent.
+    #[error("`{event}` encodes to {bytes} bytes, over max_frame_bytes ({max}); nothing was sent")]
+    FrameTooLarge {
+        /// The event's wire name.
+        event: String,
+        /// The frame's size, header included, uncompressed.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An endpoint or group name breaks the naming rules: 1 to 255 bytes of
+    /// UTF-8, without control characters or `/`.
+    #[error("invalid name `{}`: {reason}", shorten(name))]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// A blocking call's timeout expired.
     #[error("timed out")]
     Timeout,
@@ -136,4 +157,13 @@ pub enum Error {
     /// An event could not be encoded or decoded.
     #[error("codec error: {0}")]
     Codec(String),
+}
+
+/// A name for a message: at most 64 characters, control characters escaped.
+pub(crate) fn shorten(name: &str) -> String {
+    let mut short: String = name.chars().take(64).flat_map(char::escape_debug).collect();
+    if name.chars().count() > 64 {
+        short.push_str("…");
+    }
+    short
 }

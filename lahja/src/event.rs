@@ -92,15 +92,7 @@ impl EventId {
     /// The ID of a wire name (FNV-1a 64, offset basis `0xcbf29ce484222325`,
     /// prime `0x100000001b3`).
     pub const fn of(name: &str) -> EventId {
-        let bytes = name.as_bytes();
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut i = 0;
-        while i < bytes.len() {
-            hash ^= bytes[i] as u64;
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-            i += 1;
-        }
-        EventId(hash)
+        EventId(fnv1a64(name.as_bytes()))
     }
 
     /// The raw 64-bit value, as sent on the wire.
@@ -134,4 +126,16 @@ impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#018x}", self.0)
     }
+}
+
+/// FNV-1a 64 (offset basis `0xcbf29ce484222325`, prime `0x100000001b3`).
+pub(crate) const fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
 }

@@ -171,7 +171,9 @@ mod subscription;
 pub mod testing;
 mod wire;
 
-pub use config::{BroadcastConfig, ConnectionConfig, EndpointOptions, RequestId};
+pub use config::{
+    BroadcastConfig, ConnectionConfig, EndpointOptions, MAX_NAME_BYTES, RequestId, validate_name,
+};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use event::{Event, EventId, Request};
@@ -205,7 +207,7 @@ pub use lahja_derive::Event;
 /// What the derive's generated code names. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::registry::EventInfo;
+    pub use crate::registry::{EventInfo, FormatTracer, format_tracer};
     pub use inventory;
 
     /// The registry entry of an event.

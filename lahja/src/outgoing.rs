@@ -27,6 +27,15 @@ const BUSY_GAP: std::time::Duration = std::time::Duration::from_micros(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Closed;
 
+/// A control frame did not fit under the hard cap: the peer has not read
+/// its replies for a long time, and the connection must close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Overflow;
+
+/// How far past `queue_bytes` control frames (replies the reader owes a
+/// peer) may go before the peer counts as not reading.
+const CONTROL_SLACK: usize = 64 * 1024;
+
 /// Why a frame was not queued without waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TryPushError {
@@ -41,11 +50,26 @@ struct Buffer {
     /// Bytes the writer took and is still writing.
     in_flight: usize,
     closed: bool,
+    /// The first frame of the connection (our hello, server side), until
+    /// written: ahead of everything.
+    greeting: Vec<u8>,
+    /// The latest subscription announcement not yet written: a newer one
+    /// replaces it, so a peer that does not read costs one frame, not one
+    /// per change. Written after the greeting, ahead of `bytes` (a
+    /// subscription is never known later than a frame queued after it).
+    announcement: Vec<u8>,
     /// The socket, for writing through while the queue is idle; dropped
     /// when the queue closes, so that only the writer task keeps it.
     socket: Option<Arc<OwnedWriteHalf>>,
     /// When bytes last went to the socket.
     last_write: Instant,
+}
+
+impl Buffer {
+    /// Everything that counts against the bound.
+    fn queued(&self) -> usize {
+        self.greeting.len() + self.announcement.len() + self.bytes.len() + self.in_flight
+    }
 }
 
 pub(crate) struct Outgoing {
@@ -65,6 +89,8 @@ impl Outgoing {
                 frames: 0,
                 in_flight: 0,
                 closed: false,
+                greeting: Vec::new(),
+                announcement: Vec::new(),
                 socket: None,
                 // A new connection counts as idle.
                 last_write: Instant::now()
@@ -84,15 +110,13 @@ impl Outgoing {
     /// Whether `frame` fits: always when nothing is queued or being
     /// written (a frame larger than the bound is still sent, alone).
     fn fits(&self, buffer: &Buffer, frame: &[u8]) -> bool {
-        let queued = buffer.bytes.len() + buffer.in_flight;
+        let queued = buffer.queued();
         queued == 0 || queued + frame.len() <= self.limit
     }
 
     fn append(&self, mut buffer: std::sync::MutexGuard<'_, Buffer>, frame: &[u8]) {
         let mut rest = frame;
-        let idle = buffer.bytes.is_empty()
-            && buffer.in_flight == 0
-            && buffer.last_write.elapsed() >= BUSY_GAP;
+        let idle = buffer.queued() == 0 && buffer.last_write.elapsed() >= BUSY_GAP;
         if let Some(socket) = buffer.socket.as_ref().filter(|_| idle) {
             // Nothing is ahead of this frame, and holding the lock keeps the
             // writer from starting: the order is kept. What does not fit in
@@ -153,13 +177,48 @@ impl Outgoing {
         }
     }
 
-    /// Queues a small control frame past the bound (subscription updates,
-    /// "request dropped"): these must not be lost nor wait in sync code.
-    pub(crate) fn force_push(&self, frame: &[u8]) {
+    /// Queues a small control frame ("request dropped", the first frame of
+    /// a connection) that sync code cannot wait to send: past the bound if
+    /// need be, but never past the hard cap of twice the bound plus
+    /// [`CONTROL_SLACK`], so a peer that never reads cannot grow our memory.
+    /// A closed queue takes it silently (the peer is gone anyway).
+    pub(crate) fn push_control(&self, frame: &[u8]) -> Result<(), Overflow> {
         let buffer = self.lock();
-        if !buffer.closed {
-            self.append(buffer, frame);
+        if buffer.closed {
+            return Ok(());
         }
+        if buffer.queued() + frame.len() > 2 * self.limit + CONTROL_SLACK {
+            return Err(Overflow);
+        }
+        self.append(buffer, frame);
+        Ok(())
+    }
+
+    /// Sets the first frame of the connection (before any other is queued).
+    pub(crate) fn greet(&self, frame: &[u8]) {
+        let mut buffer = self.lock();
+        buffer.greeting = frame.to_vec();
+        drop(buffer);
+        self.data.notify_one();
+    }
+
+    /// Replaces the pending subscription announcement with `frame`: only
+    /// the latest set matters, so at most one is ever queued.
+    pub(crate) fn announce(&self, frame: &[u8]) {
+        let mut buffer = self.lock();
+        if buffer.closed {
+            return;
+        }
+        buffer.announcement.clear();
+        buffer.announcement.extend_from_slice(frame);
+        drop(buffer);
+        self.data.notify_one();
+    }
+
+    /// Bytes queued or being written (for tests of the bound).
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.lock().queued()
     }
 
     /// Refuses new frames; the writer sends what is queued, then ends.
@@ -186,10 +245,19 @@ impl Outgoing {
         loop {
             let idle = {
                 let mut buffer = self.lock();
-                if buffer.bytes.is_empty() && buffer.closed {
+                let controls = buffer.greeting.len() + buffer.announcement.len();
+                if buffer.bytes.is_empty() && controls == 0 && buffer.closed {
                     break;
                 }
                 std::mem::swap(&mut buffer.bytes, &mut batch);
+                if controls > 0 {
+                    // Ahead of the frames queued with them: rare, so the
+                    // shift does not matter.
+                    let mut first = std::mem::take(&mut buffer.greeting);
+                    first.append(&mut buffer.announcement);
+                    batch.splice(0..0, first);
+                    buffer.frames += 1;
+                }
                 buffer.in_flight = batch.len();
                 if !batch.is_empty() {
                     busy = buffer.frames > 1;
@@ -253,10 +321,52 @@ mod tests {
         let queue = Outgoing::new(10);
         queue.try_push(&[0; 6]).unwrap();
         assert_eq!(queue.try_push(&[0; 6]), Err(TryPushError::Full));
-        queue.force_push(&[1; 6]); // control frames pass
+        queue.push_control(&[1; 6]).unwrap(); // control frames pass
         let empty = Outgoing::new(10);
         empty.try_push(&[0; 50]).unwrap(); // larger than the bound, but alone
         assert_eq!(empty.try_push(&[0; 1]), Err(TryPushError::Full));
+    }
+
+    /// A peer that never reads: control frames stop at the hard cap, and
+    /// however many subscription changes there are, one announcement waits.
+    #[tokio::test]
+    async fn control_frames_and_announcements_are_bounded() {
+        let queue = Outgoing::new(1000);
+        let mut accepted = 0;
+        while queue.push_control(&[0; 22]).is_ok() {
+            accepted += 1;
+            assert!(accepted < 1_000_000, "no cap");
+        }
+        let cap = 2 * 1000 + CONTROL_SLACK;
+        assert!(queue.queued() <= cap && queue.queued() + 22 > cap);
+        let before = queue.queued();
+        for n in 0..10_000u32 {
+            queue.announce(&n.to_le_bytes());
+        }
+        assert_eq!(queue.queued(), before + 4);
+    }
+
+    #[tokio::test]
+    async fn the_greeting_then_the_latest_announcement_go_first() {
+        let queue = Arc::new(Outgoing::new(64));
+        let (client, mut server) = tokio::net::UnixStream::pair().unwrap();
+        let (_read, write) = client.into_split();
+        let write = Arc::new(write);
+        queue.push(&[9]).await.unwrap();
+        queue.announce(&[1]);
+        queue.greet(&[7]);
+        queue.announce(&[2]);
+        let writer = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.run_writer(write).await }
+        });
+        queue.close();
+        writer.await.unwrap();
+        let mut received = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut server, &mut received)
+            .await
+            .unwrap();
+        assert_eq!(received, vec![7, 2, 9]);
     }
 
     #[tokio::test]

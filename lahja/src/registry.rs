@@ -75,6 +75,60 @@ pub fn lookup(id: EventId) -> Option<&'static EventInfo> {
     table().by_id.get(&id).copied()
 }
 
+/// How to trace the serde format of one registered type, submitted by the
+/// derive next to its [`EventInfo`] (a function, since tracing runs serde
+/// code and cannot be `const`).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct FormatTracer {
+    id: EventId,
+    trace: fn() -> u64,
+}
+
+inventory::collect!(FormatTracer);
+
+/// The tracer for `E`.
+#[doc(hidden)]
+pub const fn format_tracer<E: Event>() -> FormatTracer {
+    FormatTracer {
+        id: E::ID,
+        trace: format_fingerprint::<E>,
+    }
+}
+
+/// A fingerprint of the whole serde format of `E`: the layout of every
+/// type it contains, as `serde-reflection` traces it (names, order and
+/// kinds of fields and variants, down to the primitives). 0 when the type
+/// cannot be traced (a `Deserialize` that rejects the tracer's sample
+/// values); such a type is checked by its outer [`Event::SCHEMA`] alone.
+fn format_fingerprint<E: Event>() -> u64 {
+    let mut tracer = serde_reflection::Tracer::new(serde_reflection::TracerConfig::default());
+    let Ok((format, _)) = tracer.trace_simple_type::<E>() else {
+        return 0;
+    };
+    let Ok(registry) = tracer.registry() else {
+        return 0;
+    };
+    let mut bytes = b"lahja-format/1\0".to_vec();
+    if crate::codec::encode_into(&(format, registry), &mut bytes).is_err() {
+        return 0;
+    }
+    // 0 means "not traced": a real fingerprint never collides with it.
+    crate::event::fnv1a64(&bytes).max(1)
+}
+
+/// The format fingerprint of a registered type (0: unknown or untraced).
+pub(crate) fn format_of(id: EventId) -> u64 {
+    static FORMATS: OnceLock<HashMap<EventId, u64>> = OnceLock::new();
+    let formats = FORMATS.get_or_init(|| {
+        inventory::iter::<FormatTracer>
+            .into_iter()
+            .map(|tracer| (tracer.id, (tracer.trace)()))
+            .collect()
+    });
+    formats.get(&id).copied().unwrap_or(0)
+}
+
 struct Table {
     by_id: HashMap<EventId, &'static EventInfo>,
     /// The first collision found, names sorted so the message is stable.

@@ -134,14 +134,17 @@ impl Ticket {
         })
     }
 
-    /// Sends `response` to the requester (a second answer is discarded there).
+    /// Sends `response` to the requester (a second answer is discarded
+    /// there). The ticket counts as answered only once the answer is
+    /// queued: an answer that cannot be sent (too large, the call
+    /// cancelled while waiting for room) leaves it unanswered, so dropping
+    /// it tells the requester at once instead of leaving it waiting.
     pub(crate) async fn answer<E: Event>(&self, response: E) -> Result<()> {
-        self.answered.store(true, Ordering::Release);
         let shared = self.responder.upgrade().ok_or_else(|| Error::Lifecycle {
             endpoint: String::new(),
             reason: "the answering endpoint was dropped",
         })?;
-        match &self.via {
+        let sent = match &self.via {
             Some(connection) => {
                 if !shared.is_running() {
                     return Err(shared.lifecycle("cannot respond"));
@@ -151,7 +154,17 @@ impl Ticket {
                     .await
             }
             None => shared.send_response(response, None, self.id).await,
+        };
+        match &sent {
+            Ok(()) => self.answered.store(true, Ordering::Release),
+            Err(error) => tracing::warn!(
+                endpoint = %shared.name,
+                requester = %self.requester,
+                %error,
+                "could not send an answer; the requester is told it was dropped"
+            ),
         }
+        sent
     }
 }
 

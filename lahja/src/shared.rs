@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Warning};
 use crate::id_map::IdMap;
 use crate::listener::SocketFile;
 use crate::outgoing::TryPushError;
@@ -125,15 +125,42 @@ impl State {
     }
 
     /// Queues our subscription set to every peer (under the state lock, so
-    /// peers see the updates in the order the set changed).
+    /// peers see the updates in the order the set changed); a newer set
+    /// replaces one not yet sent.
     fn announce_subscriptions(&self, limits: Limits) {
         if self.peers.is_empty() {
             return;
         }
         let frame = subscriptions_frame(&self.sinks, limits);
         for peer in self.peers.values() {
-            peer.connection.outgoing.force_push(&frame);
+            peer.connection.outgoing.announce(&frame);
         }
+    }
+
+    /// Our hello: name, registry table and current subscriptions.
+    fn hello(&self) -> Hello {
+        Hello {
+            name: self.name.to_string(),
+            events: registry::all()
+                .map(|i| (i.id.as_u64(), i.schema, registry::format_of(i.id)))
+                .collect(),
+            subscriptions: self.sinks.keys().map(|id| id.as_u64()).collect(),
+        }
+    }
+
+    /// Forgets a peer and closes its queue in one step under the lock, so
+    /// that a request routed to it meanwhile meets a closed queue (and
+    /// fails at once) instead of queueing to a connection nobody reads.
+    fn remove_peer_entry(&mut self, connection: &Arc<Connection>) -> bool {
+        let current = self
+            .peers
+            .get(&connection.name)
+            .is_some_and(|p| Arc::ptr_eq(&p.connection, connection));
+        if current {
+            self.peers.remove(&connection.name);
+            connection.outgoing.close();
+        }
+        current
     }
 }
 
@@ -189,7 +216,10 @@ impl Shared {
                 pending: IdMap::default(),
             }),
             running: AtomicBool::new(true),
-            next_request: AtomicU64::new(0),
+            // A random start: a requester restarted under the same name
+            // never reuses the IDs of its previous life, so a late answer
+            // to an old request cannot complete a new one.
+            next_request: AtomicU64::new(random_u64()),
             next_sink: AtomicU64::new(0),
             serving: Mutex::new(None),
             connections_changed: watch::Sender::new(()),
@@ -232,23 +262,21 @@ impl Shared {
     }
 
     /// Starts accepting connections on a bound socket.
-    pub(crate) fn start_serving(self: &Arc<Self>, bound: crate::listener::Bound) {
+    pub(crate) fn start_serving(self: &Arc<Self>, bound: crate::listener::Bound) -> Result<()> {
+        let listener = tokio::net::UnixListener::from_std(bound.listener)?;
         let task = self
             .runtime
-            .spawn(crate::listener::accept_loop(self.clone(), bound.listener));
+            .spawn(crate::listener::accept_loop(self.clone(), listener));
         *self.serving() = Some(Serving {
             accept_task: task.abort_handle(),
             socket: bound.socket,
         });
+        Ok(())
     }
 
     /// Our hello: name, registry table and current subscriptions.
     pub(crate) fn hello(&self) -> Hello {
-        Hello {
-            name: self.name.to_string(),
-            events: registry::all().map(|i| (i.id.as_u64(), i.schema)).collect(),
-            subscriptions: self.state().sinks.keys().map(|id| id.as_u64()).collect(),
-        }
+        self.state().hello()
     }
 
     // ----- routing and delivery -----------------------------------------
@@ -468,19 +496,15 @@ impl Shared {
             if state.peers.contains_key(&connection.name) {
                 return Err(format!("`{}` is already connected", connection.name));
             }
-            let first = if send_hello {
-                let hello = Hello {
-                    name: self.name.to_string(),
-                    events: registry::all().map(|i| (i.id.as_u64(), i.schema)).collect(),
-                    subscriptions: state.sinks.keys().map(|id| id.as_u64()).collect(),
-                };
+            if send_hello {
                 let mut frame = Vec::new();
-                wire::append_hello(&mut frame, &hello, self.limits()).map_err(|e| e.to_string())?;
-                frame
+                wire::append_hello(&mut frame, &state.hello(), self.limits())
+                    .map_err(|e| e.to_string())?;
+                connection.outgoing.greet(&frame);
             } else {
-                subscriptions_frame(&state.sinks, self.limits())
-            };
-            connection.outgoing.force_push(&first);
+                let frame = subscriptions_frame(&state.sinks, self.limits());
+                connection.outgoing.announce(&frame);
+            }
             state.peers.insert(
                 connection.name.clone(),
                 PeerEntry {
@@ -503,14 +527,9 @@ impl Shared {
     pub(crate) fn remove_peer(&self, connection: &Arc<Connection>) {
         let waiting_on_it: Vec<RequestId> = {
             let mut state = self.state();
-            let current = state
-                .peers
-                .get(&connection.name)
-                .is_some_and(|p| Arc::ptr_eq(&p.connection, connection));
-            if !current {
+            if !state.remove_peer_entry(connection) {
                 return;
             }
-            state.peers.remove(&connection.name);
             state
                 .pending
                 .iter()
@@ -597,15 +616,30 @@ impl Shared {
     }
 
     /// A well-formed event nobody here subscribes to: dropped. Unknown IDs
-    /// are worth a warning; known ones just raced an unsubscribe.
+    /// are worth a warning (a few per connection: a hostile peer cannot
+    /// flood the log); known ones just raced an unsubscribe.
     fn unrouted(&self, connection: &Connection, frame: &Frame<'_>) {
         if registry::lookup(frame.event_id).is_none() {
-            tracing::warn!(
-                endpoint = %self.name,
-                peer = %connection.name,
-                id = %frame.event_id,
-                "dropping an event with an unknown id"
-            );
+            match connection.warning() {
+                Warning::Log => tracing::warn!(
+                    endpoint = %self.name,
+                    peer = %connection.name,
+                    id = %frame.event_id,
+                    "dropping an event with an unknown id"
+                ),
+                Warning::Last => tracing::warn!(
+                    endpoint = %self.name,
+                    peer = %connection.name,
+                    id = %frame.event_id,
+                    "dropping an event with an unknown id; further warnings about this peer are suppressed"
+                ),
+                Warning::Quiet => tracing::debug!(
+                    endpoint = %self.name,
+                    peer = %connection.name,
+                    id = %frame.event_id,
+                    "dropping an event with an unknown id"
+                ),
+            }
         } else {
             tracing::debug!(
                 endpoint = %self.name,
@@ -623,6 +657,7 @@ impl Shared {
         self: &Arc<Self>,
         route: &Route,
     ) -> (RequestId, oneshot::Receiver<Outcome>, PendingGuard) {
+        // fetch_add wraps: starting anywhere is fine.
         let id = RequestId(self.next_request.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         let mut targets = Vec::with_capacity(route.remote.len() + 1);
@@ -785,19 +820,26 @@ impl Shared {
         self.target_gave_up(id, &from, GaveUp::Dropped);
     }
 
-    pub(crate) fn send_dropped(&self, peer: &Connection, id: RequestId) {
+    /// Tells `peer` that this endpoint will not answer its request `id`.
+    /// A peer that let these replies pile up past the hard cap is not
+    /// reading: its connection is closed (memory stays bounded).
+    pub(crate) fn send_dropped(&self, peer: &Arc<Connection>, id: RequestId) {
         let mut frame = Vec::new();
-        if wire::append_frame(
+        let built = wire::append_frame(
             &mut frame,
             Kind::Dropped,
             EventId::from_u64(0),
             id.0,
             self.limits(),
             |_| Ok(()),
-        )
-        .is_ok()
-        {
-            peer.outgoing.force_push(&frame);
+        );
+        if built.is_ok() && peer.outgoing.push_control(&frame).is_err() {
+            tracing::warn!(
+                endpoint = %self.name,
+                peer = %peer.name,
+                "closing the connection: the peer does not read its replies"
+            );
+            self.remove_peer(peer);
         }
     }
 
@@ -876,10 +918,12 @@ impl Shared {
             .values()
             .map(|p| p.connection.clone())
             .collect();
-        let flushes = peers.iter().map(|peer| peer.flush(patience));
-        for flush in flushes {
-            flush.await;
+        // All at once: stalled peers share one patience, not one each.
+        let mut flushes = tokio::task::JoinSet::new();
+        for peer in peers {
+            flushes.spawn_on(async move { peer.flush(patience).await }, &self.runtime);
         }
+        while flushes.join_next().await.is_some() {}
     }
 
     /// Stops: stops listening and removes the socket file, closes every
@@ -913,6 +957,20 @@ impl Shared {
         self.connections_changed.send_replace(());
         self.subscriptions_changed.send_replace(());
     }
+}
+
+/// 64 random bits, from the randomly keyed hasher of the standard library
+/// (no extra dependency for one number per endpoint).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 /// Offers one event to local sinks, waiting for room in full ones.

@@ -12,9 +12,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::{Error, EventId, Result, codec};
+use crate::{Error, EventId, Result, codec, registry};
 
-pub(crate) const PROTOCOL_VERSION: u16 = 1;
+pub(crate) const PROTOCOL_VERSION: u16 = 2;
 pub(crate) const MAGIC: [u8; 4] = *b"LAHJ";
 pub(crate) const LEN_BYTES: usize = 4;
 pub(crate) const HEADER_BYTES: usize = 18;
@@ -176,9 +176,9 @@ pub(crate) fn body<'a>(frame: &Frame<'a>, max_frame: usize) -> Result<Cow<'a, [u
     }
     let len = snap::raw::decompress_len(frame.body)
         .map_err(|e| Violation::BadCompression(e.to_string()))?;
-    if len > max_frame {
+    if len.saturating_add(HEADER_BYTES) > max_frame {
         return Err(Violation::TooLarge {
-            len,
+            len: len.saturating_add(HEADER_BYTES),
             max: max_frame,
         });
     }
@@ -217,6 +217,17 @@ pub(crate) fn append_frame(
         out.truncate(start);
         return Err(error);
     }
+    // The limit is on the frame as the receiver will hold it, decompressed:
+    // a body that compresses below the limit is refused all the same.
+    let bytes = out.len() - start - LEN_BYTES;
+    if bytes > limits.max_frame || u32::try_from(bytes).is_err() {
+        out.truncate(start);
+        return Err(Error::FrameTooLarge {
+            event: registry::describe(event_id),
+            bytes,
+            max: limits.max_frame,
+        });
+    }
     if out.len() - body_start >= limits.compress_above {
         let compressed = snap::raw::Encoder::new()
             .compress_vec(&out[body_start..])
@@ -234,14 +245,8 @@ pub(crate) fn append_frame(
             }
         }
     }
+    // Compression only ever shrinks what is kept, so this fits in u32.
     let len = out.len() - start - LEN_BYTES;
-    if len > limits.max_frame || u32::try_from(len).is_err() {
-        out.truncate(start);
-        return Err(Error::Codec(format!(
-            "a frame of {len} bytes exceeds max_frame_bytes ({})",
-            limits.max_frame
-        )));
-    }
     out[start..start + LEN_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
     Ok(())
 }
@@ -265,8 +270,9 @@ pub(crate) fn append_encoded<T: Serialize>(
 pub(crate) struct Hello {
     /// The sender's endpoint name.
     pub(crate) name: String,
-    /// Every event type the sender knows: (ID, schema fingerprint).
-    pub(crate) events: Vec<(u64, u64)>,
+    /// Every event type the sender knows: (ID, schema fingerprint, format
+    /// fingerprint; 0 where the format could not be traced).
+    pub(crate) events: Vec<(u64, u64, u64)>,
     /// The IDs the sender is subscribed to.
     pub(crate) subscriptions: Vec<u64>,
 }
@@ -493,7 +499,30 @@ mod tests {
             limits,
             &vec![0u8; 100],
         );
-        assert!(matches!(error, Err(Error::Codec(_))));
+        assert!(matches!(error, Err(Error::FrameTooLarge { .. })));
+        assert_eq!(out, vec![1, 2, 3]);
+        // Zeros compress far below the limit: refused all the same, since
+        // the receiver holds the body decompressed.
+        let compressing = Limits {
+            compress_above: 1,
+            max_frame: 50,
+        };
+        let error = append_encoded(
+            &mut out,
+            Kind::Event,
+            EventId::of("x"),
+            0,
+            compressing,
+            &vec![0u8; 100],
+        );
+        assert!(matches!(
+            error,
+            Err(Error::FrameTooLarge {
+                bytes: 119,
+                max: 50,
+                ..
+            })
+        ));
         assert_eq!(out, vec![1, 2, 3]);
     }
 
@@ -501,7 +530,7 @@ mod tests {
     fn hello_checks_magic_and_version() {
         let hello = Hello {
             name: "a".into(),
-            events: vec![(1, 2)],
+            events: vec![(1, 2, 3)],
             subscriptions: vec![3],
         };
         let mut out = Vec::new();

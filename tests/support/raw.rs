@@ -2,6 +2,9 @@
 //! hostile or foreign peer.
 #![allow(dead_code)]
 
+/// The protocol version this build speaks.
+pub const VERSION: u16 = 2;
+
 pub const HELLO: u8 = 1;
 pub const REJECT: u8 = 2;
 pub const SUBSCRIPTIONS: u8 = 3;
@@ -49,6 +52,7 @@ pub fn hello(name: &str, events: &[(u64, u64)], subscriptions: &[u64], version: 
     for &(id, schema) in events {
         varint(&mut body, id);
         varint(&mut body, schema);
+        varint(&mut body, 0); // format fingerprint: not traced
     }
     varint(&mut body, subscriptions.len() as u64);
     for &id in subscriptions {
