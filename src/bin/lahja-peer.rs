@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use lahja::{BroadcastConfig, ConnectionConfig, Endpoint, EndpointOptions, Event, Subscription};
 use lahja_workspace::events::*;
+use lahja_workspace::many;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Everything a command may need to keep alive.
@@ -16,6 +17,8 @@ struct Holders {
     subscriptions: Vec<Subscription>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stalled: Vec<lahja::EventStream<Numbered>>,
+    /// Deliveries of the generated types (`many-*` commands).
+    many_hits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn config_with(to: Option<&str>) -> BroadcastConfig {
@@ -47,6 +50,9 @@ fn endpoint_options(named: &HashMap<String, String>) -> EndpointOptions {
     }
     if let Some(v) = named.get("capacity") {
         options.stream_capacity = v.parse().expect("capacity=N");
+    }
+    if let Some(v) = named.get("max_frame") {
+        options.max_frame_bytes = v.parse().expect("max_frame=BYTES");
     }
     options
 }
@@ -95,6 +101,15 @@ fn reply<T>(result: lahja::Result<T>, ok: impl FnOnce(T) -> String) {
 
 #[tokio::main]
 async fn main() {
+    if std::env::var_os("LAHJA_PEER_ABORT_ON_PANIC").is_some() {
+        // A victim of hostile-input tests: any panic, even one lahja would
+        // contain, shows as SIGABRT in the exit status.
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default_hook(info);
+            std::process::abort();
+        }));
+    }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut endpoint: Option<Endpoint> = None;
     let mut holders = Holders::default();
@@ -370,6 +385,38 @@ async fn main() {
                 names.sort();
                 println!("ok {}", names.join(","));
             }
+            "subscribe-rich" => {
+                let sub = ep.subscribe(|rich: Rich| println!("rich {}", rich.text.len()));
+                holders.subscriptions.push(sub);
+                println!("ok");
+            }
+            "answer-double-size" => {
+                // An answer twice the size of its request.
+                let sub = ep.handle_requests(|Echo(bytes)| async move { Blob([&bytes[..], &bytes[..]].concat()) });
+                holders.subscriptions.push(sub);
+                println!("ok");
+            }
+            "many-subscribe" => {
+                holders
+                    .subscriptions
+                    .extend(many::subscribe_all(&ep, &holders.many_hits));
+                println!("ok");
+            }
+            "many-answer" => {
+                holders.subscriptions.extend(many::answer_all(&ep));
+                println!("ok");
+            }
+            "many-wait-subscribed" => reply(many::wait_subscribed(&ep, arg(0)).await, |()| {
+                String::new()
+            }),
+            "many-broadcast" => reply(many::broadcast_all(&ep).await, |()| String::new()),
+            "many-request" => reply(many::request_all(&ep, arg(0)).await, |right| {
+                right.to_string()
+            }),
+            "many-count" => println!(
+                "ok {}",
+                holders.many_hits.load(std::sync::atomic::Ordering::Relaxed)
+            ),
             "rss" => println!("ok {}", lahja_workspace::rss_kib().unwrap_or(0)),
             "stop" => {
                 ep.stop().await;

@@ -86,9 +86,51 @@ pub struct Peer {
 impl Peer {
     /// Starts the helper process.
     pub fn spawn(name: &str) -> Peer {
+        Self::spawn_with(name, tokio::process::Command::new(env!("CARGO_BIN_EXE_lahja-peer")))
+    }
+
+    /// Starts a victim of hostile input: a helper that aborts on any panic
+    /// (even one lahja would contain), so a crash shows in its exit status.
+    pub fn victim(name: &str) -> Peer {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lahja-peer"));
+        command.env("LAHJA_PEER_ABORT_ON_PANIC", "1");
+        Self::spawn_with(name, command)
+    }
+
+    /// Starts a victim serving `name` in `dir` with the `key=value` options.
+    pub async fn victim_serving(name: &str, dir: &TempDir, options: &str) -> Peer {
+        let mut peer = Peer::victim(name);
+        let path = dir.socket(name);
+        peer.ok(&format!("serve {name} {} {options}", path.display())).await;
+        peer
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Fails the test if the process has exited (naming how it ended).
+    pub fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("wait") {
+            panic!("peer {} died: {status}", self.name);
+        }
+    }
+
+    /// The process's resident set size in KiB.
+    pub async fn rss_kib(&mut self) -> u64 {
+        self.ok("rss").await.parse().expect("rss")
+    }
+
+    /// Starts a helper from a prepared command (say, as another user).
+    pub fn spawn_command(name: &str, command: tokio::process::Command) -> Peer {
+        Self::spawn_with(name, command)
+    }
+
+    fn spawn_with(name: &str, mut command: tokio::process::Command) -> Peer {
         use std::process::Stdio;
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lahja-peer"))
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -111,6 +153,14 @@ impl Peer {
         let mut peer = Peer::spawn(name);
         let path = dir.socket(name);
         peer.ok(&format!("serve {name} {}", path.display())).await;
+        peer
+    }
+
+    /// Starts a peer serving `name` in `dir` with the `key=value` options.
+    pub async fn serving_with(name: &str, dir: &TempDir, options: &str) -> Peer {
+        let mut peer = Peer::spawn(name);
+        let path = dir.socket(name);
+        peer.ok(&format!("serve {name} {} {options}", path.display())).await;
         peer
     }
 
