@@ -217,7 +217,9 @@ pub mod many {
 
     /// Waits until `who` subscribes to the last generated type.
     pub async fn wait_subscribed(endpoint: &Endpoint, who: &str) -> Result<()> {
-        endpoint.wait_until_endpoint_subscribed_to::<m31::T8>(who).await
+        endpoint
+            .wait_until_endpoint_subscribed_to::<m31::T8>(who)
+            .await
     }
 }
 

@@ -123,7 +123,13 @@ async fn lying_lengths_in_every_kind_of_frame_do_not_kill_the_victim() {
     })
     .await;
     stream
-        .write_all(&raw::frame(raw::RESPONSE, 0, Tag::ID.as_u64(), request_id, &lie()))
+        .write_all(&raw::frame(
+            raw::RESPONSE,
+            0,
+            Tag::ID.as_u64(),
+            request_id,
+            &lie(),
+        ))
         .await
         .unwrap();
     let reply = victim.line("err").await;
@@ -221,8 +227,11 @@ async fn a_compressible_event_over_the_limit_is_refused_by_its_sender() {
     assert_eq!(peer.line("blob").await, "blob 100");
     // And from the other side: the peer's own refusal.
     let _blobs = endpoint.stream::<Blob>();
-    peer.ok(&format!("wait-subscribed {} blob", endpoint.name())).await;
-    let reply = peer.reply(&format!("broadcast-blob {} kind=zeros", 20 << 20)).await;
+    peer.ok(&format!("wait-subscribed {} blob", endpoint.name()))
+        .await;
+    let reply = peer
+        .reply(&format!("broadcast-blob {} kind=zeros", 20 << 20))
+        .await;
     assert!(reply.contains("FrameTooLarge"), "{reply}");
     assert!(endpoint.is_connected_to(&peer.name));
 }
@@ -270,9 +279,12 @@ async fn a_respond_cancelled_while_waiting_for_room_tells_the_requester() {
     let mut requests = server.stream_requests::<Double>();
     let requester = unique("stalled-requester");
     let mut stream = handshaken(&dir.socket(&name), &requester, &[Blob::ID.as_u64()]).await;
-    within("raw peer connected", server.wait_until_connected_to(&requester))
-        .await
-        .unwrap();
+    within(
+        "raw peer connected",
+        server.wait_until_connected_to(&requester),
+    )
+    .await
+    .unwrap();
     let mut body = Vec::new();
     raw::varint(&mut body, 5);
     stream
@@ -285,7 +297,10 @@ async fn a_respond_cancelled_while_waiting_for_room_tells_the_requester() {
     let to = BroadcastConfig::to(requester.clone());
     for blob in [Blob(lahja_workspace::noise(2000, 3)), Blob(Vec::new())] {
         within("a full queue", async {
-            while server.broadcast_nowait_with(blob.clone(), to.clone()).is_ok() {
+            while server
+                .broadcast_nowait_with(blob.clone(), to.clone())
+                .is_ok()
+            {
                 tokio::task::yield_now().await;
             }
         })
@@ -293,7 +308,10 @@ async fn a_respond_cancelled_while_waiting_for_room_tells_the_requester() {
     }
     let respond = incoming.respond(Doubled(10));
     let cancelled = tokio::time::timeout(Duration::from_millis(50), respond).await;
-    assert!(cancelled.is_err(), "the queue was full: respond had to wait");
+    assert!(
+        cancelled.is_err(),
+        "the queue was full: respond had to wait"
+    );
     // Now read everything: a DROPPED for request 77 is among the frames.
     let dropped = within("DROPPED for the request", async {
         loop {
@@ -325,7 +343,12 @@ async fn a_peer_that_never_reads_cannot_grow_the_victim_s_memory() {
     raw::varint(&mut body, 1);
     // Tag is never answered by the victim: each one earns a DROPPED.
     let frame = raw::frame(raw::REQUEST, 0, WhoAreYou::ID.as_u64(), 0, &body);
-    let batch: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * 10_000).collect();
+    let batch: Vec<u8> = frame
+        .iter()
+        .copied()
+        .cycle()
+        .take(frame.len() * 10_000)
+        .collect();
     let mut sent = 0u64;
     let outcome = within("the victim to cut the flooder off", async {
         while sent < 3_000_000 {
@@ -380,7 +403,10 @@ async fn stop_flushes_stalled_peers_concurrently() {
     for (peer, _) in &stalled {
         let to = BroadcastConfig::to(peer.clone());
         within("a full queue", async {
-            while server.broadcast_nowait_with(blob.clone(), to.clone()).is_ok() {
+            while server
+                .broadcast_nowait_with(blob.clone(), to.clone())
+                .is_ok()
+            {
                 tokio::task::yield_now().await;
             }
         })
@@ -411,7 +437,9 @@ fn a_blocking_handler_can_use_its_own_endpoint() {
     let inside = endpoint.clone();
     endpoint
         .handle_requests(move |Double(n)| {
-            inside.broadcast(Numbered(n)).expect("broadcast inside a handler");
+            inside
+                .broadcast(Numbered(n))
+                .expect("broadcast inside a handler");
             let tag = inside
                 .request_timeout(WhoAreYou, support::PATIENCE)
                 .expect("request inside a handler");
@@ -458,7 +486,9 @@ async fn builds_that_differ_inside_a_nested_type_are_refused() {
     assert_eq!(ready, "ready");
     let client = Endpoint::run(unique("nested-v1")).await.unwrap();
     match client.connect_to_endpoints([dir.config(&name)]).await {
-        Err(Error::SchemaMismatch { endpoint, event, .. }) => {
+        Err(Error::SchemaMismatch {
+            endpoint, event, ..
+        }) => {
             assert_eq!(endpoint, name);
             assert!(event.contains(Nested::NAME), "{event}");
         }
@@ -509,7 +539,9 @@ async fn handle_requests_runs_at_most_the_configured_number_at_once() {
         max_concurrent_handlers: 4,
         ..Default::default()
     };
-    let endpoint = Endpoint::run_with(unique("bounded"), options).await.unwrap();
+    let endpoint = Endpoint::run_with(unique("bounded"), options)
+        .await
+        .unwrap();
     let gate = Arc::new(Gate::new());
     let _handler = endpoint.handle_requests({
         let gate = gate.clone();
@@ -524,15 +556,20 @@ async fn handle_requests_runs_at_most_the_configured_number_at_once() {
         }
     });
     let requests: Vec<_> = (0..20)
-        .map(|n| tokio::spawn({
-            let endpoint = endpoint.clone();
-            async move { endpoint.request(Double(n)).await }
-        }))
+        .map(|n| {
+            tokio::spawn({
+                let endpoint = endpoint.clone();
+                async move { endpoint.request(Double(n)).await }
+            })
+        })
         .collect();
     // Every request is registered and so delivered to the stream (it has
     // room for all): unbounded, all twenty handlers would be running.
     support::eventually("20 pending requests", || endpoint.pending_requests() == 20).await;
-    support::eventually("4 handlers running", || gate.in_flight.load(Ordering::SeqCst) == 4).await;
+    support::eventually("4 handlers running", || {
+        gate.in_flight.load(Ordering::SeqCst) == 4
+    })
+    .await;
     gate.open.add_permits(20);
     for (n, request) in requests.into_iter().enumerate() {
         let answer = within("an answer", request).await.unwrap().unwrap();
@@ -548,8 +585,12 @@ fn blocking_handlers_are_bounded_too() {
         max_concurrent_handlers: 3,
         ..Default::default()
     };
-    let endpoint = lahja::blocking::Endpoint::run_with(unique("bounded-blocking"), options).unwrap();
-    let state = Arc::new((std::sync::Mutex::new((0usize, 0usize, false)), std::sync::Condvar::new()));
+    let endpoint =
+        lahja::blocking::Endpoint::run_with(unique("bounded-blocking"), options).unwrap();
+    let state = Arc::new((
+        std::sync::Mutex::new((0usize, 0usize, false)),
+        std::sync::Condvar::new(),
+    ));
     endpoint
         .handle_requests({
             let state = state.clone();
@@ -576,7 +617,10 @@ fn blocking_handlers_are_bounded_too() {
     // are running: unbounded, all twelve would be.
     let deadline = std::time::Instant::now() + support::PATIENCE;
     while endpoint.as_async().pending_requests() < 12 || lock.lock().unwrap().0 < 3 {
-        assert!(std::time::Instant::now() < deadline, "requests or handlers never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "requests or handlers never started"
+        );
         std::thread::yield_now();
     }
     lock.lock().unwrap().2 = true;
@@ -600,8 +644,14 @@ async fn names_that_are_not_names_are_refused_everywhere() {
         }
     }
     assert!(Endpoint::run("x".repeat(255)).await.is_ok());
-    let error = Endpoint::run("y".repeat(10_000)).await.unwrap_err().to_string();
-    assert!(error.len() < 400, "the name is shortened in the message: {error}");
+    let error = Endpoint::run("y".repeat(10_000))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.len() < 400,
+        "the name is shortened in the message: {error}"
+    );
 
     // A hello naming itself with a 100 kB name is refused with a reason.
     let dir = TempDir::new();
@@ -626,7 +676,10 @@ async fn names_that_are_not_names_are_refused_everywhere() {
 fn am_root() -> bool {
     // SAFETY: getuid cannot fail.
     let root = unsafe { libc::getuid() } == 0;
-    assert!(root, "these tests need root (CI runs as root) to act as another user");
+    assert!(
+        root,
+        "these tests need root (CI runs as root) to act as another user"
+    );
     root
 }
 
@@ -689,29 +742,46 @@ async fn a_socket_in_a_folder_others_control_is_refused() {
 
 // ----- 12. binding -------------------------------------------------------
 
-/// Eight servers reclaim one stale path at once: exactly one wins, and its
-/// socket is the one at the path.
+/// Two servers reclaiming one stale path take turns: while one holds the
+/// reclaim lock (here, the test: as if it were between its probe and its
+/// bind), another waits, then finds the path live and does not steal it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_reclaiming_one_stale_path_take_turns() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
     let dir = TempDir::new();
     let name = unique("contested");
-    drop(std::os::unix::net::UnixListener::bind(dir.socket(&name)).unwrap()); // stale
-    let attempts: Vec<_> = (0..8)
-        .map(|_| tokio::spawn(Endpoint::serve(dir.config(&name))))
-        .collect();
-    let mut winners = Vec::new();
-    for attempt in attempts {
-        match within("serve", attempt).await.unwrap() {
-            Ok(endpoint) => winners.push(endpoint),
-            Err(Error::Bind { reason, .. }) => {
-                assert!(reason.contains("listening there"), "{reason}")
-            }
-            Err(other) => panic!("unexpected {other:?}"),
-        }
+    let path = dir.socket(&name);
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // stale
+    let lock_path = format!("{}.lock", path.display());
+    let lock = std::fs::File::create(&lock_path).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let serving = tokio::spawn(Endpoint::serve(dir.config(&name)));
+    // The kernel shows the other server waiting for our lock.
+    let inode = format!(":{} ", lock.metadata().unwrap().ino());
+    support::eventually("the server to wait for the reclaim lock", || {
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|line| line.contains("->") && line.contains(&inode))
+    })
+    .await;
+    // Meanwhile "we" reclaim the stale path and bind it, then let go.
+    std::fs::remove_file(&path).unwrap();
+    let ours = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let our_inode = std::fs::metadata(&path).unwrap().ino();
+    drop(lock);
+    match within("serve", serving).await.unwrap() {
+        Err(Error::Bind { reason, .. }) => assert!(reason.contains("listening there"), "{reason}"),
+        other => panic!("expected Bind, got {other:?}"),
     }
-    assert_eq!(winners.len(), 1, "two servers both think they own the path");
-    let client = Endpoint::run(unique("client")).await.unwrap();
-    client.connect_to_endpoints([dir.config(&name)]).await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().ino(),
+        our_inode,
+        "our socket was stolen"
+    );
+    drop(ours);
 }
 
 /// A live socket whose backlog is full and that never accepts: serving
@@ -759,7 +829,10 @@ async fn a_late_answer_to_a_previous_life_completes_nothing() {
     let name = unique("restarted");
 
     let first = Endpoint::run(name.clone()).await.unwrap();
-    first.connect_to_endpoints([dir.config(&server_name)]).await.unwrap();
+    first
+        .connect_to_endpoints([dir.config(&server_name)])
+        .await
+        .unwrap();
     let pending = tokio::spawn({
         let first = first.clone();
         async move { first.request(Double(1)).await }
@@ -770,16 +843,28 @@ async fn a_late_answer_to_a_previous_life_completes_nothing() {
     support::eventually("first gone", || !server.is_connected_to(&name)).await;
 
     let second = Endpoint::run(name.clone()).await.unwrap();
-    second.connect_to_endpoints([dir.config(&server_name)]).await.unwrap();
-    within("second connected", server.wait_until_connected_to(&name)).await.unwrap();
+    second
+        .connect_to_endpoints([dir.config(&server_name)])
+        .await
+        .unwrap();
+    within("second connected", server.wait_until_connected_to(&name))
+        .await
+        .unwrap();
     let asked = tokio::spawn({
         let second = second.clone();
         async move { second.request(Double(2)).await }
     });
     let new = within("second request", requests.next()).await.unwrap();
-    assert_ne!(old.id(), new.id(), "a restarted requester reused a request id");
+    assert_ne!(
+        old.id(),
+        new.id(),
+        "a restarted requester reused a request id"
+    );
     // The old answer, routed by name, reaches `second`, which discards it.
-    server.broadcast_with(Doubled(999), old.config()).await.unwrap();
+    server
+        .broadcast_with(Doubled(999), old.config())
+        .await
+        .unwrap();
     new.respond(Doubled(4)).await.unwrap();
     assert_eq!(within("answer", asked).await.unwrap().unwrap(), Doubled(4));
 }
@@ -803,7 +888,10 @@ async fn connect_retries_a_full_backlog() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    assert!(!connecting.is_finished(), "connect gave up on a full backlog");
+    assert!(
+        !connecting.is_finished(),
+        "connect gave up on a full backlog"
+    );
     // Now accept: drop the queued connections, answer the client's hello.
     drop(queued);
     listener.set_nonblocking(true).unwrap();
@@ -827,4 +915,234 @@ async fn connect_retries_a_full_backlog() {
     within("connect", connecting).await.unwrap().unwrap();
     client.stop().await;
     within("server side", server).await.unwrap();
+}
+
+// ----- fuzzing a live endpoint -------------------------------------------
+
+mod fuzz {
+    //! Random frames of every kind, for known and unknown IDs, with random
+    //! compression flags and lengths, sent after a valid handshake to a
+    //! victim process that aborts on any panic, while a well-behaved peer
+    //! keeps getting answers. `LAHJA_FUZZ_CASES` raises the case budget
+    //! (CI runs 256); `LAHJA_FUZZ_SEED` picks the seed (printed on failure).
+
+    use super::*;
+    use lahja_workspace::events::{Choice, Inner};
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    /// IDs the victim knows (most of which it subscribes to or answers),
+    /// and some it does not.
+    fn event_id() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            Just(Numbered::ID.as_u64()),
+            Just(Blob::ID.as_u64()),
+            Just(Rich::ID.as_u64()),
+            Just(Double::ID.as_u64()),
+            Just(Echo::ID.as_u64()),
+            Just(WhoAreYou::ID.as_u64()),
+            Just(Doubled::ID.as_u64()),
+            Just(Tag::ID.as_u64()),
+            Just(0u64),
+            any::<u64>(),
+        ]
+    }
+
+    fn rich() -> impl Strategy<Value = Rich> {
+        (
+            ".{0,20}",
+            proptest::collection::vec(any::<u64>(), 0..8),
+            proptest::option::of((any::<u32>(), any::<u32>())),
+            prop_oneof![
+                Just(Choice::Plain),
+                ".{0,8}".prop_map(Choice::Text),
+                (
+                    any::<i32>(),
+                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8))
+                )
+                    .prop_map(|(x, y)| Choice::Point { x, y }),
+            ],
+            proptest::collection::vec(proptest::collection::vec(".{0,4}", 0..3), 0..3),
+        )
+            .prop_map(|(text, list, maybe, choice, nested)| Rich {
+                text,
+                list,
+                maybe: maybe.map(|(a, b)| Inner { a, b }),
+                choice,
+                nested,
+            })
+    }
+
+    fn encoded<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap()
+    }
+
+    /// A body: random bytes, a valid value (mutated or not), or a lie.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let valid = prop_oneof![
+            rich().prop_map(|r| encoded(&r)),
+            any::<u64>().prop_map(|n| encoded(&n)),
+            proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| encoded(&b)),
+        ];
+        let mutated = (
+            valid.clone(),
+            proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        )
+            .prop_map(|(mut body, edits)| {
+                for (at, byte) in edits {
+                    if !body.is_empty() {
+                        let len = body.len();
+                        body[at % len] = byte;
+                    }
+                }
+                body
+            });
+        let lie = (proptest::collection::vec(any::<u8>(), 0..4), any::<u64>()).prop_map(
+            |(prefix, claim)| {
+                let mut body = prefix;
+                body.push(253);
+                body.extend_from_slice(&(claim | 1 << 40).to_le_bytes());
+                body
+            },
+        );
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..200),
+            valid,
+            mutated,
+            lie,
+        ]
+    }
+
+    /// How the length prefix is written.
+    #[derive(Debug, Clone)]
+    enum Length {
+        True,
+        /// Any value: too short, too long, over the maximum.
+        Claim(u32),
+    }
+
+    #[derive(Debug, Clone)]
+    struct RawFrame {
+        kind: u8,
+        flags: u8,
+        event_id: u64,
+        request_id: u64,
+        body: Vec<u8>,
+        compress: bool,
+        length: Length,
+    }
+
+    impl RawFrame {
+        fn bytes(&self) -> Vec<u8> {
+            let body = if self.compress {
+                snap::raw::Encoder::new().compress_vec(&self.body).unwrap()
+            } else {
+                self.body.clone()
+            };
+            let mut frame =
+                raw::frame(self.kind, self.flags, self.event_id, self.request_id, &body);
+            if let Length::Claim(len) = self.length {
+                frame[..4].copy_from_slice(&len.to_le_bytes());
+            }
+            frame
+        }
+    }
+
+    fn frame() -> impl Strategy<Value = RawFrame> {
+        (
+            prop_oneof![8 => 3u8..=7, 1 => Just(1u8), 1 => Just(2u8), 1 => any::<u8>()],
+            prop_oneof![6 => Just(0u8), 3 => Just(1u8), 1 => any::<u8>()],
+            event_id(),
+            prop_oneof![Just(0u64), any::<u64>()],
+            body(),
+            any::<bool>(),
+            prop_oneof![9 => Just(Length::True), 1 => any::<u32>().prop_map(Length::Claim)],
+        )
+            .prop_map(
+                |(kind, flags, event_id, request_id, body, compress, length)| RawFrame {
+                    kind,
+                    flags,
+                    event_id,
+                    request_id,
+                    body,
+                    compress,
+                    length,
+                },
+            )
+    }
+
+    fn attack() -> impl Strategy<Value = (Vec<u64>, Vec<RawFrame>)> {
+        (
+            proptest::collection::vec(event_id(), 0..4),
+            proptest::collection::vec(frame(), 1..16),
+        )
+    }
+
+    fn env_number(name: &str, default: u64) -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    #[test]
+    fn random_frames_never_crash_a_live_endpoint() {
+        let cases = env_number("LAHJA_FUZZ_CASES", 256);
+        let seed = env_number("LAHJA_FUZZ_SEED", 0x1a4a);
+        let mut seed_bytes = [0u8; 32];
+        seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+        let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+        let strategy = attack();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let dir = TempDir::new();
+            let name = unique("fuzzed");
+            let mut victim = Peer::victim_serving(&name, &dir, "").await;
+            for command in [
+                "answer",
+                "answer-tag fuzzed",
+                "subscribe",
+                "subscribe-blob",
+                "subscribe-rich",
+            ] {
+                victim.ok(command).await;
+            }
+            let healthy = Endpoint::run(unique("healthy")).await.unwrap();
+            healthy
+                .connect_to_endpoints([dir.config(&name)])
+                .await
+                .unwrap();
+            subscribed::<Double>(&healthy, &name).await;
+            let before = victim.rss_kib().await;
+            let to = BroadcastConfig::to(name.clone());
+            for case in 0..cases {
+                let (subscriptions, frames) = strategy.new_tree(&mut runner).unwrap().current();
+                let what = format!("case {case} (LAHJA_FUZZ_SEED={seed}): {frames:?}");
+                let attacker = format!("attacker-{case}");
+                let mut stream = handshaken(&dir.socket(&name), &attacker, &subscriptions).await;
+                let bytes: Vec<u8> = frames.iter().flat_map(RawFrame::bytes).collect();
+                // The victim may close first (a violation): then writes fail.
+                let _ = stream.write_all(&bytes).await;
+                let _ = stream.shutdown().await;
+                within(
+                    &format!("the victim to close after {what}"),
+                    raw::read_until_closed(&mut stream),
+                )
+                .await;
+                if let Some(status) = victim.exited() {
+                    panic!("the victim died ({status}) on {what}");
+                }
+                let answer = within(&what, healthy.request_with(Double(case), to.clone())).await;
+                assert_eq!(answer.unwrap(), Doubled(case * 2), "{what}");
+            }
+            let growth = victim.rss_kib().await.saturating_sub(before);
+            assert!(
+                growth < 64 * 1024,
+                "RSS grew by {growth} KiB over {cases} cases"
+            );
+            still_answers(&mut victim, &dir).await;
+        });
+    }
 }

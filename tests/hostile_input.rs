@@ -392,3 +392,35 @@ async fn forged_responses_complete_nobody_s_request() {
     ));
     assert_eq!(PANICS.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn warnings_about_one_peer_are_rate_limited() {
+    let mut scene = Scene::new().await;
+    let name = unique("flood-log");
+    let mut stream = scene.handshaken(&name).await;
+    let frames: Vec<u8> = (0..1000u64)
+        .flat_map(|n| raw::frame(raw::EVENT, 0, 0x7777_0000 + n, 0, &[1]))
+        .collect();
+    stream.write_all(&frames).await.unwrap();
+    // A later frame is handled after the flood: once the server sees this
+    // subscription change, every unknown-id frame was read.
+    stream
+        .write_all(&raw::frame(raw::SUBSCRIPTIONS, 0, 0, 0, &[0]))
+        .await
+        .unwrap();
+    within("flood read", async {
+        while scene.server.is_endpoint_subscribed_to::<Numbered>(&name) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    warned(&["further warnings about this peer are suppressed", &name]).await;
+    let text = String::from_utf8_lossy(&log().0.lock().unwrap()).into_owned();
+    let lines = text
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains(&name) && line.contains("unknown id"))
+        .count();
+    assert!(lines <= 8, "{lines} warnings about one peer");
+    assert!(scene.server.is_connected_to(&name));
+    scene.exchange().await;
+}

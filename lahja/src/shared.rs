@@ -1045,6 +1045,33 @@ mod tests {
     #[derive(crate::Event, serde::Serialize, serde::Deserialize, Clone, Debug)]
     struct Answer;
 
+    /// Removing a peer closes its queue in the same critical section: a
+    /// request that was routed to it just before meets a closed queue and
+    /// fails at once, instead of queueing to a connection nobody reads (the
+    /// queue used to be closed only after the lock was released).
+    #[tokio::test]
+    async fn a_removed_peer_s_queue_is_closed_before_the_lock_is_released() {
+        let endpoint = Endpoint::run("removal").await.unwrap();
+        let shared = endpoint.shared();
+        let connection = Connection::new("peer".into(), 1024);
+        shared
+            .register_peer(&connection, &[Question::ID.as_u64()], false)
+            .unwrap();
+        let route = shared
+            .route(Question::ID, Question::NAME, &BroadcastConfig::default())
+            .unwrap();
+        let mut state = shared.state();
+        assert!(state.remove_peer_entry(&connection));
+        assert!(!state.peers.contains_key("peer"));
+        for target in &route.remote {
+            assert_eq!(
+                target.outgoing.try_push(&[0]),
+                Err(TryPushError::Closed),
+                "a routed request could still queue to the removed peer"
+            );
+        }
+    }
+
     /// A peer whose connection died after the request was routed to it,
     /// before its reader removed it: the request fails at once instead of
     /// waiting for a removal that already scanned the pending requests.

@@ -235,7 +235,7 @@ async fn main() {
                 println!("ok");
             }
             "answer" => {
-                let sub = ep.handle_requests(|Double(n)| async move { Doubled(n * 2) });
+                let sub = ep.handle_requests(|Double(n)| async move { Doubled(n.wrapping_mul(2)) });
                 holders.subscriptions.push(sub);
                 let echo = ep.handle_requests(|Echo(bytes)| async move { Blob(bytes) });
                 holders.subscriptions.push(echo);
@@ -246,7 +246,7 @@ async fn main() {
                     if n == 0 {
                         panic!("zero panics, on purpose");
                     }
-                    Doubled(n * 2)
+                    Doubled(n.wrapping_mul(2))
                 });
                 holders.subscriptions.push(sub);
                 println!("ok");
@@ -392,7 +392,9 @@ async fn main() {
             }
             "answer-double-size" => {
                 // An answer twice the size of its request.
-                let sub = ep.handle_requests(|Echo(bytes)| async move { Blob([&bytes[..], &bytes[..]].concat()) });
+                let sub = ep.handle_requests(|Echo(bytes)| async move {
+                    Blob([&bytes[..], &bytes[..]].concat())
+                });
                 holders.subscriptions.push(sub);
                 println!("ok");
             }
@@ -406,9 +408,9 @@ async fn main() {
                 holders.subscriptions.extend(many::answer_all(&ep));
                 println!("ok");
             }
-            "many-wait-subscribed" => reply(many::wait_subscribed(&ep, arg(0)).await, |()| {
-                String::new()
-            }),
+            "many-wait-subscribed" => {
+                reply(many::wait_subscribed(&ep, arg(0)).await, |()| String::new())
+            }
             "many-broadcast" => reply(many::broadcast_all(&ep).await, |()| String::new()),
             "many-request" => reply(many::request_all(&ep, arg(0)).await, |right| {
                 right.to_string()

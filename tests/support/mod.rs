@@ -86,7 +86,10 @@ pub struct Peer {
 impl Peer {
     /// Starts the helper process.
     pub fn spawn(name: &str) -> Peer {
-        Self::spawn_with(name, tokio::process::Command::new(env!("CARGO_BIN_EXE_lahja-peer")))
+        Self::spawn_with(
+            name,
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_lahja-peer")),
+        )
     }
 
     /// Starts a victim of hostile input: a helper that aborts on any panic
@@ -101,13 +104,19 @@ impl Peer {
     pub async fn victim_serving(name: &str, dir: &TempDir, options: &str) -> Peer {
         let mut peer = Peer::victim(name);
         let path = dir.socket(name);
-        peer.ok(&format!("serve {name} {} {options}", path.display())).await;
+        peer.ok(&format!("serve {name} {} {options}", path.display()))
+            .await;
         peer
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
+    }
+
+    /// How the process ended, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("wait")
     }
 
     /// Fails the test if the process has exited (naming how it ended).
@@ -160,7 +169,8 @@ impl Peer {
     pub async fn serving_with(name: &str, dir: &TempDir, options: &str) -> Peer {
         let mut peer = Peer::spawn(name);
         let path = dir.socket(name);
-        peer.ok(&format!("serve {name} {} {options}", path.display())).await;
+        peer.ok(&format!("serve {name} {} {options}", path.display()))
+            .await;
         peer
     }
 
