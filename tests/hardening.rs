@@ -110,7 +110,7 @@ async fn lying_lengths_in_every_kind_of_frame_do_not_kill_the_victim() {
     let liar = unique("liar");
     let mut stream = handshaken(&path, &liar, &[WhoAreYou::ID.as_u64()]).await;
     victim
-        .until(&format!("connected"), |names| names.contains(&liar))
+        .until("connected", |names| names.contains(&liar))
         .await;
     victim.send(&format!("request-who to={liar}")).await;
     let request_id = within("the victim's request", async {
@@ -352,12 +352,10 @@ async fn a_peer_that_never_reads_cannot_grow_the_victim_s_memory() {
     let mut sent = 0u64;
     let outcome = within("the victim to cut the flooder off", async {
         while sent < 3_000_000 {
-            if let Err(error) = stream.write_all(&batch).await {
-                return Err(error);
-            }
+            stream.write_all(&batch).await?;
             sent += 10_000;
         }
-        Ok(())
+        Ok::<(), std::io::Error>(())
     })
     .await;
     assert!(

@@ -163,7 +163,7 @@ pub enum Error {
 pub(crate) fn shorten(name: &str) -> String {
     let mut short: String = name.chars().take(64).flat_map(char::escape_debug).collect();
     if name.chars().count() > 64 {
-        short.push_str("…");
+        short.push('…');
     }
     short
 }

@@ -24,9 +24,17 @@ use std::fmt;
 /// [`SCHEMA`](Event::SCHEMA) hashes the type's shape as written: variant
 /// and field names, field type tokens, enum discriminants and
 /// `#[serde(...)]` attributes, in order. It catches added, removed,
-/// renamed, reordered or retyped fields. It does **not** look inside field
-/// types (a change inside a nested struct goes unseen), and it compares
-/// tokens, not types (`Vec<u8>` and `std::vec::Vec<u8>` differ).
+/// renamed, reordered or retyped fields. It does not look inside field
+/// types, and it compares tokens, not types (`Vec<u8>` and
+/// `std::vec::Vec<u8>` differ).
+///
+/// A change inside a nested struct is caught by a second, run-time check:
+/// each endpoint's hello also carries a fingerprint of every type's whole
+/// serde format (traced with `serde-reflection`: the names, order and
+/// kinds of all fields and variants of every type it contains), and peers
+/// that disagree are refused with `SchemaMismatch` too. A type whose
+/// `Deserialize` rejects the tracer's sample values (say, one that
+/// validates its input) cannot be traced and is checked by `SCHEMA` alone.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a lahja event",
     label = "not an event",

@@ -19,6 +19,10 @@ pub(crate) const MAGIC: [u8; 4] = *b"LAHJ";
 pub(crate) const LEN_BYTES: usize = 4;
 pub(crate) const HEADER_BYTES: usize = 18;
 pub(crate) const FLAG_COMPRESSED: u8 = 0x01;
+/// Handshake and subscription frames may be this large whatever
+/// `max_frame_bytes` says: they grow with the number of event types a
+/// program declares (about 30 bytes each), not with what it sends.
+pub(crate) const CONTROL_FRAME_MAX: usize = 1 << 20;
 
 /// The message kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +37,14 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// The largest frame of this kind, given the endpoint's `max_frame_bytes`.
+    pub(crate) fn max_frame(self, max_frame: usize) -> usize {
+        match self {
+            Kind::Hello | Kind::Reject | Kind::Subscriptions => max_frame.max(CONTROL_FRAME_MAX),
+            Kind::Event | Kind::Request | Kind::Response | Kind::Dropped => max_frame,
+        }
+    }
+
     fn from_u8(raw: u8) -> Option<Kind> {
         Some(match raw {
             1 => Kind::Hello,
@@ -116,14 +128,27 @@ impl FrameBuffer {
             return Ok(None);
         };
         let len = u32::from_le_bytes(*prefix) as usize;
-        if len > self.max_frame {
-            return Err(Violation::TooLarge {
-                len,
-                max: self.max_frame,
-            });
-        }
         if len < HEADER_BYTES {
             return Err(Violation::TooShort { len });
+        }
+        if len > self.max_frame {
+            let over_every_limit = len > self.max_frame.max(CONTROL_FRAME_MAX);
+            // Control frames have a limit of their own: that takes the kind.
+            let raw_kind = match available.get(LEN_BYTES) {
+                Some(&raw_kind) if !over_every_limit => raw_kind,
+                None if !over_every_limit => return Ok(None),
+                _ => {
+                    return Err(Violation::TooLarge {
+                        len,
+                        max: self.max_frame,
+                    });
+                }
+            };
+            let kind = Kind::from_u8(raw_kind).ok_or(Violation::UnknownKind(raw_kind))?;
+            let max = kind.max_frame(self.max_frame);
+            if len > max {
+                return Err(Violation::TooLarge { len, max });
+            }
         }
         if available.len() < LEN_BYTES + len {
             // Make room for the rest of this frame in one go.
@@ -176,10 +201,11 @@ pub(crate) fn body<'a>(frame: &Frame<'a>, max_frame: usize) -> Result<Cow<'a, [u
     }
     let len = snap::raw::decompress_len(frame.body)
         .map_err(|e| Violation::BadCompression(e.to_string()))?;
-    if len.saturating_add(HEADER_BYTES) > max_frame {
+    let max = frame.kind.max_frame(max_frame);
+    if len.saturating_add(HEADER_BYTES) > max {
         return Err(Violation::TooLarge {
             len: len.saturating_add(HEADER_BYTES),
-            max: max_frame,
+            max,
         });
     }
     snap::raw::Decoder::new()
@@ -220,12 +246,13 @@ pub(crate) fn append_frame(
     // The limit is on the frame as the receiver will hold it, decompressed:
     // a body that compresses below the limit is refused all the same.
     let bytes = out.len() - start - LEN_BYTES;
-    if bytes > limits.max_frame || u32::try_from(bytes).is_err() {
+    let max = kind.max_frame(limits.max_frame);
+    if bytes > max || u32::try_from(bytes).is_err() {
         out.truncate(start);
         return Err(Error::FrameTooLarge {
             event: registry::describe(event_id),
             bytes,
-            max: limits.max_frame,
+            max,
         });
     }
     if out.len() - body_start >= limits.compress_above {
@@ -461,10 +488,23 @@ mod tests {
     fn oversized_and_malformed_frames_are_violations() {
         let mut frames = FrameBuffer::new(100);
         frames.extend(&101u32.to_le_bytes());
+        frames.extend(&[Kind::Event as u8]);
         assert_eq!(
             frames.next_frame().unwrap_err(),
             Violation::TooLarge { len: 101, max: 100 }
         );
+        // A hello may be larger (it grows with the registry), up to its own cap.
+        let mut frames = FrameBuffer::new(100);
+        frames.extend(&101u32.to_le_bytes());
+        frames.extend(&[Kind::Hello as u8]);
+        assert!(frames.next_frame().unwrap().is_none(), "waits for the rest");
+        let mut frames = FrameBuffer::new(100);
+        frames.extend(&(CONTROL_FRAME_MAX as u32 + 1).to_le_bytes());
+        frames.extend(&[Kind::Hello as u8]);
+        assert!(matches!(
+            frames.next_frame(),
+            Err(Violation::TooLarge { .. })
+        ));
 
         let mut frames = FrameBuffer::new(100);
         frames.extend(&3u32.to_le_bytes());
