@@ -365,6 +365,9 @@ async fn a_peer_that_never_reads_cannot_grow_the_victim_s_memory() {
     victim.assert_alive();
     let after = victim.rss_kib().await;
     let growth_kib = after.saturating_sub(before);
+    eprintln!(
+        "victim RSS {before} -> {after} KiB after {sent} requests from a peer that never reads"
+    );
     assert!(
         growth_kib < 16 * 1024,
         "RSS grew by {growth_kib} KiB after {sent} unanswered requests"
@@ -414,6 +417,10 @@ async fn stop_flushes_stalled_peers_concurrently() {
     // One after the other this took 3 × patience; together, one.
     let bound = patience * 2;
     let stopped = tokio::time::timeout(bound, server.stop()).await;
+    eprintln!(
+        "stop() with 3 stalled peers took {:?} (patience {patience:?})",
+        started.elapsed()
+    );
     assert!(
         stopped.is_ok(),
         "stop() took over {bound:?} (started {:?} ago)",
@@ -447,6 +454,36 @@ fn a_blocking_handler_can_use_its_own_endpoint() {
     assert_eq!(endpoint.request(Double(5)).unwrap(), Doubled(12));
     let mut events = events;
     assert_eq!(events.next(), Some(Numbered(5)));
+    endpoint.stop();
+}
+
+/// A blocking call from a `subscribe` callback that a blocking handler's
+/// broadcast runs inline: that thread drives async code then, so the call
+/// returns `BlockingInAsyncContext` (as documented), not tokio's panic.
+#[test]
+fn a_callback_run_from_a_blocking_handler_gets_the_error_not_a_panic() {
+    let endpoint = lahja::blocking::Endpoint::run(unique("callback-in-handler")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let inside = endpoint.clone();
+    endpoint
+        .subscribe(move |Numbered(_)| {
+            let nested = inside.broadcast_with(
+                Tag("x".into()),
+                BroadcastConfig::default().require_subscriber(false),
+            );
+            tx.send(format!("{nested:?}")).unwrap();
+        })
+        .detach();
+    let handler_side = endpoint.clone();
+    endpoint
+        .handle_requests(move |Double(n)| {
+            handler_side.broadcast(Numbered(n)).unwrap();
+            Doubled(n)
+        })
+        .detach();
+    assert_eq!(endpoint.request(Double(1)).unwrap(), Doubled(1));
+    let seen = rx.recv_timeout(support::PATIENCE).unwrap();
+    assert_eq!(seen, "Err(BlockingInAsyncContext)");
     endpoint.stop();
 }
 
@@ -752,7 +789,12 @@ async fn servers_reclaiming_one_stale_path_take_turns() {
     let path = dir.socket(&name);
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // stale
     let lock_path = format!("{}.lock", path.display());
-    let lock = std::fs::File::create(&lock_path).unwrap();
+    let lock = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut open = std::fs::OpenOptions::new();
+        open.create(true).truncate(false).write(true).mode(0o600);
+        open.open(&lock_path).unwrap()
+    };
     // SAFETY: flock on a descriptor we own.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
     let serving = tokio::spawn(Endpoint::serve(dir.config(&name)));
@@ -780,6 +822,22 @@ async fn servers_reclaiming_one_stale_path_take_turns() {
         "our socket was stolen"
     );
     drop(ours);
+}
+
+/// A lock file that is not private to us (another user could hold its
+/// lock forever) makes serving a clear `Bind` error, not a hang.
+#[tokio::test]
+async fn a_lock_file_others_can_open_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let name = unique("shared-lock");
+    let lock_path = format!("{}.lock", dir.socket(&name).display());
+    std::fs::write(&lock_path, b"").unwrap();
+    std::fs::set_permissions(&lock_path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    match within("serve", Endpoint::serve(dir.config(&name))).await {
+        Err(Error::Bind { reason, .. }) => assert!(reason.contains("not private"), "{reason}"),
+        other => panic!("expected Bind, got {other:?}"),
+    }
 }
 
 /// A live socket whose backlog is full and that never accepts: serving
@@ -1135,7 +1193,9 @@ mod fuzz {
                 let answer = within(&what, healthy.request_with(Double(case), to.clone())).await;
                 assert_eq!(answer.unwrap(), Doubled(case * 2), "{what}");
             }
-            let growth = victim.rss_kib().await.saturating_sub(before);
+            let after = victim.rss_kib().await;
+            eprintln!("fuzzed victim RSS {before} -> {after} KiB over {cases} cases");
+            let growth = after.saturating_sub(before);
             assert!(
                 growth < 64 * 1024,
                 "RSS grew by {growth} KiB over {cases} cases"
@@ -1143,4 +1203,29 @@ mod fuzz {
             still_answers(&mut victim, &dir).await;
         });
     }
+}
+
+/// The client's folder check happens once it reached a server: a client
+/// started before the server (and before its folder exists) still waits.
+#[tokio::test(flavor = "current_thread")]
+async fn connect_waits_for_a_folder_that_does_not_exist_yet() {
+    let dir = TempDir::new();
+    let later = TempDir(dir.0.join("created-later"));
+    let name = unique("late-server");
+    let client = Endpoint::run(unique("early-client")).await.unwrap();
+    let connecting = tokio::spawn({
+        let client = client.clone();
+        let config = later.config(&name);
+        async move { client.connect_to_endpoints([config]).await }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !connecting.is_finished(),
+        "connect gave up on a missing folder"
+    );
+    std::fs::create_dir(&later.0).unwrap();
+    let _server = Endpoint::serve(later.config(&name)).await.unwrap();
+    within("connect", connecting).await.unwrap().unwrap();
 }

@@ -68,7 +68,9 @@ impl Runtime {
         if drives_async_code() {
             return Err(Error::BlockingInAsyncContext);
         }
-        Ok(self.handle().block_on(future))
+        // While this thread drives `future` it is inside a runtime: a
+        // callback run from here must get the error, not tokio's panic.
+        Ok(forbidden_to_block(|| self.handle().block_on(future)))
     }
 
     /// Like [`block_on`](Self::block_on), giving up after `timeout`.
@@ -98,13 +100,22 @@ fn drives_async_code() -> bool {
 
 /// Runs `f` marked as allowed to block (see [`MAY_BLOCK`]).
 fn allowed_to_block<T>(f: impl FnOnce() -> T) -> T {
+    with_may_block(true, f)
+}
+
+/// Runs `f` marked as driving async code.
+fn forbidden_to_block<T>(f: impl FnOnce() -> T) -> T {
+    with_may_block(false, f)
+}
+
+fn with_may_block<T>(may_block: bool, f: impl FnOnce() -> T) -> T {
     struct Reset(bool);
     impl Drop for Reset {
         fn drop(&mut self) {
             MAY_BLOCK.set(self.0);
         }
     }
-    let _reset = Reset(MAY_BLOCK.replace(true));
+    let _reset = Reset(MAY_BLOCK.replace(may_block));
     f()
 }
 

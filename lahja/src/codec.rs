@@ -79,6 +79,10 @@ struct Reader<'de> {
     input: &'de [u8],
     depth: usize,
     empty_elements: usize,
+    /// Elements that size hints may still promise, shared by all open
+    /// sequences: serde preallocates what a hint says (up to 1 MiB each),
+    /// and a hundred nested sequences must not each reserve that much.
+    hint_budget: usize,
 }
 
 impl<'de> Reader<'de> {
@@ -87,6 +91,7 @@ impl<'de> Reader<'de> {
             input,
             depth: 0,
             empty_elements: 0,
+            hint_budget: input.len(),
         }
     }
 
@@ -270,7 +275,8 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
-        visitor.visit_borrowed_str(self.str()?)
+        // Owned, as bincode hands it: exactly the bytes present.
+        visitor.visit_string(self.str()?.to_owned())
     }
 
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
@@ -279,7 +285,8 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
-        self.deserialize_bytes(visitor)
+        let len = self.len()?;
+        visitor.visit_byte_buf(self.take(len)?.to_vec())
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
@@ -316,7 +323,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Decoded<V::Value> {
-        self.nested(|reader| visitor.visit_seq(Elements { reader, left: len }))
+        self.nested(|reader| visitor.visit_seq(Elements::new(reader, len)))
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -330,7 +337,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
         let len = self.len()?;
-        self.nested(|reader| visitor.visit_map(Elements { reader, left: len }))
+        self.nested(|reader| visitor.visit_map(Elements::new(reader, len)))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -368,9 +375,22 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
 struct Elements<'a, 'de> {
     reader: &'a mut Reader<'de>,
     left: usize,
+    /// What `size_hint` says: never more elements than bytes left, and
+    /// taken from the body's shared budget.
+    hint: usize,
 }
 
-impl<'de> Elements<'_, 'de> {
+impl<'a, 'de> Elements<'a, 'de> {
+    fn new(reader: &'a mut Reader<'de>, len: usize) -> Self {
+        let hint = len.min(reader.input.len()).min(reader.hint_budget);
+        reader.hint_budget -= hint;
+        Elements {
+            reader,
+            left: len,
+            hint,
+        }
+    }
+
     fn element<T>(
         &mut self,
         read: impl FnOnce(&mut Reader<'de>) -> Decoded<T>,
@@ -385,9 +405,8 @@ impl<'de> Elements<'_, 'de> {
         Ok(Some(value))
     }
 
-    /// Never more than one element per byte left: what serde preallocates.
     fn hint(&self) -> Option<usize> {
-        Some(self.left.min(self.reader.input.len()))
+        Some(self.hint.min(self.left))
     }
 }
 
@@ -627,6 +646,46 @@ mod tests {
         let mut nested = vec![0u8; 3];
         nested.extend_from_slice(&claim);
         assert!(decode::<(u8, u8, u8, Vec<Vec<u64>>)>(&nested).is_err());
+    }
+
+    /// Nested sequences share one budget of promised elements: a small
+    /// body cannot make serde preallocate a megabyte at every level.
+    #[test]
+    fn size_hints_share_one_budget() {
+        struct Hints(Vec<usize>);
+        impl<'de> de::Visitor<'de> for &mut Hints {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("nested sequences")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                self.0.push(seq.size_hint().unwrap_or(0));
+                if self.0.len() < 100 {
+                    seq.next_element_seed(self)?;
+                }
+                Ok(())
+            }
+        }
+        impl<'de> DeserializeSeed<'de> for &mut Hints {
+            type Value = ();
+            fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_seq(self)
+            }
+        }
+        // 100 levels, each claiming 2^20 elements, in 500 bytes.
+        let mut body = Vec::new();
+        for _ in 0..100 {
+            body.extend_from_slice(&[252, 0, 0, 16, 0]);
+        }
+        let mut hints = Hints(Vec::new());
+        let mut reader = Reader::new(&body);
+        let _ = (&mut hints).deserialize(&mut reader);
+        let promised: usize = hints.0.iter().sum();
+        assert!(
+            promised <= body.len(),
+            "{promised} elements promised for {} bytes",
+            body.len()
+        );
     }
 
     #[test]

@@ -232,7 +232,6 @@ pub(crate) async fn connect(shared: Arc<Shared>, config: ConnectionConfig) -> Re
         endpoint: config.name.clone(),
         reason,
     };
-    check_folder(&config.path).map_err(rejected)?;
     let patience = shared.options.connect_timeout;
     let deadline = tokio::time::Instant::now() + patience;
     let mut backoff = Duration::from_millis(5);
@@ -258,6 +257,9 @@ pub(crate) async fn connect(shared: Arc<Shared>, config: ConnectionConfig) -> Re
             }
         }
     };
+    // Checked once connected (the folder may not exist before the server
+    // starts), before anything is sent.
+    check_folder(&config.path).map_err(rejected)?;
     check_server(&stream).map_err(rejected)?;
     let (mut read, mut write) = stream.into_split();
     let mut hello = Vec::new();

@@ -24,18 +24,21 @@ pub(crate) struct SocketFile {
 
 impl SocketFile {
     /// Removes the file if it is still the one we bound (another endpoint
-    /// may have reclaimed the path since), and the lock file with it
-    /// unless another server is binding there right now. Never waits.
+    /// may have reclaimed the path since), and the lock file with it.
+    /// Never waits: if another server holds the reclaim lock, it is
+    /// binding there right now, and both files are left to it (it
+    /// reclaims our socket as stale; unlinking without the lock could
+    /// remove the socket it just bound).
     pub(crate) fn remove(&self) {
-        let lock = ReclaimLock::try_take(&self.path);
+        let Some(lock) = ReclaimLock::try_take(&self.path) else {
+            return;
+        };
         if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
             if meta.dev() == self.device && meta.ino() == self.inode {
                 let _ = std::fs::remove_file(&self.path);
             }
         }
-        if let Some(lock) = lock {
-            lock.remove();
-        }
+        lock.remove();
     }
 }
 
@@ -168,7 +171,8 @@ impl ReclaimLock {
         PathBuf::from(name)
     }
 
-    /// Waits for the lock.
+    /// Waits for the lock (only this user's processes can hold it: the
+    /// file is ours and private, checked below).
     fn take(socket: &Path) -> std::result::Result<ReclaimLock, String> {
         Self::acquire(socket, libc::LOCK_EX)?.ok_or_else(|| "the reclaim lock is busy".to_owned())
     }
@@ -196,6 +200,19 @@ impl ReclaimLock {
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
                 .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
+            let opened = file.metadata().map_err(|e| e.to_string())?;
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::getuid() };
+            if opened.uid() != uid || opened.mode() & 0o077 != 0 {
+                // Another user's lock file (say, in a shared folder) could
+                // be held by them forever.
+                return Err(format!(
+                    "the lock file {} is not private to this user (owner uid {}, mode {:o})",
+                    path.display(),
+                    opened.uid(),
+                    opened.mode() & 0o7777
+                ));
+            }
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), mode) } != 0 {
                 let error = std::io::Error::last_os_error();

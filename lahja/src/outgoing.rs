@@ -53,6 +53,9 @@ struct Buffer {
     /// The first frame of the connection (our hello, server side), until
     /// written: ahead of everything.
     greeting: Vec<u8>,
+    /// How many leading bytes of `bytes` finish a frame that was partly
+    /// written through: control frames go after them, never inside.
+    partial: usize,
     /// The latest subscription announcement not yet written: a newer one
     /// replaces it, so a peer that does not read costs one frame, not one
     /// per change. Written after the greeting, ahead of `bytes` (a
@@ -90,6 +93,7 @@ impl Outgoing {
                 in_flight: 0,
                 closed: false,
                 greeting: Vec::new(),
+                partial: 0,
                 announcement: Vec::new(),
                 socket: None,
                 // A new connection counts as idle.
@@ -124,6 +128,11 @@ impl Outgoing {
             if let Ok(written) = socket.try_write(frame) {
                 rest = &frame[written..];
                 buffer.last_write = Instant::now();
+                if written > 0 {
+                    // The tail of a frame begun on the socket: nothing,
+                    // not even a control frame, may go before it.
+                    buffer.partial = rest.len();
+                }
             }
         }
         if rest.is_empty() {
@@ -250,12 +259,14 @@ impl Outgoing {
                     break;
                 }
                 std::mem::swap(&mut buffer.bytes, &mut batch);
+                let partial = std::mem::take(&mut buffer.partial);
                 if controls > 0 {
-                    // Ahead of the frames queued with them: rare, so the
-                    // shift does not matter.
+                    // Ahead of the frames queued with them (but after the
+                    // tail of a frame already begun): rare, so the shift
+                    // does not matter.
                     let mut first = std::mem::take(&mut buffer.greeting);
                     first.append(&mut buffer.announcement);
-                    batch.splice(0..0, first);
+                    batch.splice(partial..partial, first);
                     buffer.frames += 1;
                 }
                 buffer.in_flight = batch.len();
@@ -367,6 +378,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(received, vec![7, 2, 9]);
+    }
+
+    /// A large frame written through in part: an announcement made before
+    /// the writer sends the rest goes after that frame, not inside it.
+    #[tokio::test]
+    async fn an_announcement_never_splits_a_partly_written_frame() {
+        let queue = Arc::new(Outgoing::new(1 << 20));
+        let (client, mut server) = tokio::net::UnixStream::pair().unwrap();
+        let (_read, write) = client.into_split();
+        let write = Arc::new(write);
+        queue.attach(write.clone());
+        let frame: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        queue.push(&frame).await.unwrap(); // the socket takes only a part
+        assert!(queue.queued() > 0, "the socket took all of it");
+        queue.announce(b"ANNOUNCEMENT");
+        let writer = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.run_writer(write).await }
+        });
+        let mut received = Vec::new();
+        let reading = tokio::io::AsyncReadExt::read_to_end(&mut server, &mut received);
+        let (read, ()) = tokio::join!(reading, async {
+            queue.close();
+            writer.await.unwrap();
+        });
+        read.unwrap();
+        assert_eq!(received.len(), frame.len() + 12);
+        assert!(received[..frame.len()] == frame[..], "the frame was split");
+        assert_eq!(&received[frame.len()..], b"ANNOUNCEMENT");
     }
 
     #[tokio::test]

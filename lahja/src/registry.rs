@@ -102,6 +102,12 @@ pub const fn format_tracer<E: Event>() -> FormatTracer {
 /// cannot be traced (a `Deserialize` that rejects the tracer's sample
 /// values); such a type is checked by its outer [`Event::SCHEMA`] alone.
 fn format_fingerprint<E: Event>() -> u64 {
+    // Tracing runs the type's own Deserialize on sample values: a panic
+    // there means "cannot be traced", not a failed handshake.
+    std::panic::catch_unwind(trace_format::<E>).unwrap_or(0)
+}
+
+fn trace_format<E: Event>() -> u64 {
     let mut tracer = serde_reflection::Tracer::new(serde_reflection::TracerConfig::default());
     let Ok((format, _)) = tracer.trace_simple_type::<E>() else {
         return 0;
@@ -117,16 +123,21 @@ fn format_fingerprint<E: Event>() -> u64 {
     crate::event::fnv1a64(&bytes).max(1)
 }
 
-/// The format fingerprint of a registered type (0: unknown or untraced).
-pub(crate) fn format_of(id: EventId) -> u64 {
+/// Every registered type's format fingerprint, traced once per process
+/// (by [`check`], at the first endpoint's start, so never under a lock).
+fn formats() -> &'static HashMap<EventId, u64> {
     static FORMATS: OnceLock<HashMap<EventId, u64>> = OnceLock::new();
-    let formats = FORMATS.get_or_init(|| {
+    FORMATS.get_or_init(|| {
         inventory::iter::<FormatTracer>
             .into_iter()
             .map(|tracer| (tracer.id, (tracer.trace)()))
             .collect()
-    });
-    formats.get(&id).copied().unwrap_or(0)
+    })
+}
+
+/// The format fingerprint of a registered type (0: unknown or untraced).
+pub(crate) fn format_of(id: EventId) -> u64 {
+    formats().get(&id).copied().unwrap_or(0)
 }
 
 struct Table {
@@ -156,6 +167,7 @@ fn table() -> &'static Table {
 
 /// Fails with [`Error::DuplicateEventId`] if two linked types share an ID.
 pub(crate) fn check() -> Result<()> {
+    formats();
     match table().duplicate {
         Some((id, first, second)) => Err(Error::DuplicateEventId {
             id,

@@ -131,7 +131,9 @@ impl State {
         if self.peers.is_empty() {
             return;
         }
-        let frame = subscriptions_frame(&self.sinks, limits);
+        let Some(frame) = subscriptions_frame(&self.sinks, limits) else {
+            return;
+        };
         for peer in self.peers.values() {
             peer.connection.outgoing.announce(&frame);
         }
@@ -164,20 +166,22 @@ impl State {
     }
 }
 
-fn subscriptions_frame(sinks: &IdMap<EventId, Arc<[SinkEntry]>>, limits: Limits) -> Vec<u8> {
+/// Our subscription set as a frame; `None` (logged) only if it is over the
+/// control-frame limit (some 100,000 subscribed types).
+fn subscriptions_frame(
+    sinks: &IdMap<EventId, Arc<[SinkEntry]>>,
+    limits: Limits,
+) -> Option<Vec<u8>> {
     let ids: Vec<u64> = sinks.keys().map(|id| id.as_u64()).collect();
     let mut frame = Vec::new();
-    // A list of IDs always encodes, and fits the control-frame limit
-    // unless one endpoint subscribes to some 100,000 types.
-    let _ = wire::append_encoded(
-        &mut frame,
-        Kind::Subscriptions,
-        EventId::from_u64(0),
-        0,
-        limits,
-        &ids,
-    );
-    frame
+    let zero = EventId::from_u64(0);
+    match wire::append_encoded(&mut frame, Kind::Subscriptions, zero, 0, limits, &ids) {
+        Ok(()) => Some(frame),
+        Err(error) => {
+            tracing::warn!(%error, "cannot announce our subscriptions; peers keep the previous set");
+            None
+        }
+    }
 }
 
 /// The listener of a serving endpoint.
@@ -499,8 +503,9 @@ impl Shared {
                     .map_err(|e| e.to_string())?;
                 connection.outgoing.greet(&frame);
             } else {
-                let frame = subscriptions_frame(&state.sinks, self.limits());
-                connection.outgoing.announce(&frame);
+                if let Some(frame) = subscriptions_frame(&state.sinks, self.limits()) {
+                    connection.outgoing.announce(&frame);
+                }
             }
             state.peers.insert(
                 connection.name.clone(),
