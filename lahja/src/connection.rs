@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::outgoing::Outgoing;
@@ -19,6 +20,8 @@ pub(crate) struct Connection {
     pub(crate) name: Arc<str>,
     pub(crate) outgoing: Outgoing,
     tasks: Mutex<Tasks>,
+    /// Signalled once the tasks are started (see [`flush`](Self::flush)).
+    started: Notify,
     /// Warnings logged about this peer so far.
     warnings: AtomicU32,
 }
@@ -39,6 +42,7 @@ struct Tasks {
     reader: Option<AbortHandle>,
     writer: Option<JoinHandle<()>>,
     writer_abort: Option<AbortHandle>,
+    started: bool,
     aborted: bool,
 }
 
@@ -48,6 +52,7 @@ impl Connection {
             name,
             outgoing: Outgoing::new(queue_bytes),
             tasks: Mutex::new(Tasks::default()),
+            started: Notify::new(),
             warnings: AtomicU32::new(0),
         })
     }
@@ -66,7 +71,7 @@ impl Connection {
     }
 
     /// Spawns the reader and writer tasks of a registered connection.
-    fn start(
+    pub(crate) fn start(
         self: &Arc<Self>,
         shared: &Arc<Shared>,
         read: OwnedReadHalf,
@@ -86,6 +91,8 @@ impl Connection {
         tasks.reader = Some(reader.abort_handle());
         tasks.writer_abort = Some(writer.abort_handle());
         tasks.writer = Some(writer);
+        tasks.started = true;
+        self.started.notify_waiters();
         if tasks.aborted {
             drop(tasks);
             self.abort();
@@ -108,11 +115,29 @@ impl Connection {
 
     /// Sends what is queued (waiting at most `patience`), then closes the
     /// write side; the reader goes on until the peer closes or `abort`.
+    ///
+    /// A peer is registered (and may be sent events) a moment before its
+    /// tasks start: flushing then waits for the writer to exist, or the
+    /// frames queued meanwhile would be dropped by the stop that follows.
     pub(crate) async fn flush(&self, patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
         self.outgoing.close();
-        let writer = self.tasks().writer.take();
+        let writer = loop {
+            let started = self.started.notified();
+            tokio::pin!(started);
+            started.as_mut().enable();
+            {
+                let mut tasks = self.tasks();
+                if tasks.started || tasks.aborted {
+                    break tasks.writer.take();
+                }
+            }
+            if tokio::time::timeout_at(deadline, started).await.is_err() {
+                return;
+            }
+        };
         if let Some(writer) = writer {
-            let _ = tokio::time::timeout(patience, writer).await;
+            let _ = tokio::time::timeout_at(deadline, writer).await;
         }
     }
 }

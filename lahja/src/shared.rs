@@ -1074,6 +1074,47 @@ mod tests {
         }
     }
 
+    /// A peer registered a moment before its tasks start, sent an event,
+    /// then the endpoint stops: the stop's flush waits for the writer, so
+    /// the peer still gets our hello and the event (it used to get EOF).
+    #[tokio::test]
+    async fn stop_flushes_a_peer_whose_tasks_have_not_started_yet() {
+        let endpoint = Endpoint::run("early-stop").await.unwrap();
+        let shared = endpoint.shared().clone();
+        let connection = Connection::new("peer".into(), 1 << 16);
+        shared
+            .register_peer(&connection, &[Answer::ID.as_u64()], true)
+            .unwrap();
+        endpoint.broadcast(Answer).await.unwrap();
+        let stopping = tokio::spawn({
+            let endpoint = endpoint.clone();
+            async move { endpoint.stop().await }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+        let (read, write) = ours.into_split();
+        let frames = wire::FrameBuffer::new(1 << 20);
+        connection.start(&shared, read, write, frames);
+        let mut received = Vec::new();
+        let patience = std::time::Duration::from_secs(20);
+        let reading = tokio::io::AsyncReadExt::read_to_end(&mut theirs, &mut received);
+        tokio::time::timeout(patience, reading)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::timeout(patience, stopping)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut frames = wire::FrameBuffer::new(1 << 20);
+        frames.extend(&received);
+        let kinds: Vec<Kind> =
+            std::iter::from_fn(|| frames.next_frame().unwrap().map(|f| f.kind)).collect();
+        assert_eq!(kinds, [Kind::Hello, Kind::Event]);
+    }
+
     /// A peer whose connection died after the request was routed to it,
     /// before its reader removed it: the request fails at once instead of
     /// waiting for a removal that already scanned the pending requests.
