@@ -2,7 +2,7 @@
 //! line on stdin and answers each with one line starting `ok` or `err`.
 //! Events it receives are printed as they come (`got`, `stream`, ...).
 //!
-//! Not an example: the integration tests in `tests/ipc_*.rs` drive it.
+//! Not an example: the integration tests in `tests/ipc/` drive it.
 
 use std::collections::HashMap;
 

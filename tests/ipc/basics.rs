@@ -2,7 +2,7 @@
 //! streams that stop early, are limited or cancelled, and `wait_for`
 //! timeouts, each unsubscribing on both sides.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

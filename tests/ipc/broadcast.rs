@@ -2,7 +2,7 @@
 //! common broadcast tests, test_internal.py, test_broadcast_config.py,
 //! and order, size and volume.
 
-mod support;
+use crate::support;
 
 use lahja::{BroadcastConfig, Endpoint, Error, Event};
 use lahja_workspace::events::{Blob, Numbered, Unheard};

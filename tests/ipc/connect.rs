@@ -2,7 +2,7 @@
 //! test_endpoint_connecting.py, the reverse connection, the handshake's
 //! refusals and the socket file's life.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -2,7 +2,7 @@
 //! `cargo test` builds the examples before running tests; they sit in
 //! `target/<profile>/examples/`, next to this test's `deps/` folder.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 //! sender (`broadcast` waits, `broadcast_nowait` says `QueueFull`) without
 //! holding up other peers.
 
-mod support;
+use crate::support;
 
 use lahja::{BroadcastConfig, Endpoint, EndpointOptions, Error};
 use lahja_workspace::events::{Blob, Numbered};

@@ -1,7 +1,7 @@
 //! The handshake's refusals, with a raw socket playing the other side from
 //! the written protocol (docs/PROTOCOL.md).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

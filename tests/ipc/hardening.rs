@@ -6,7 +6,7 @@
 //! shows in their exit status; after each abuse an ordinary client still
 //! gets answers from them.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! Stopping across processes: what is queued is delivered, what waits is
 //! failed, peers notice at once.
 
-mod support;
+use crate::support;
 
 use lahja::{BroadcastConfig, Error};
 use lahja_workspace::events::{Double, Numbered};

@@ -2,7 +2,7 @@
 //! broadcast from each reaches every other exactly once, and one killed
 //! mid-run does not disturb the rest.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 

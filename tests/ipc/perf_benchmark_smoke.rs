@@ -3,7 +3,7 @@
 //! benchmark exits non-zero otherwise). No timing is asserted.
 //! It uses the example binary that `cargo test` already built.
 
-mod support;
+use crate::support;
 
 #[tokio::test]
 async fn every_mode_completes_with_nothing_lost() {

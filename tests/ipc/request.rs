@@ -2,7 +2,7 @@
 //! directions, "Who answers a request", and what happens when the
 //! responder dies.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Two builds that disagree on a type, across real processes, and a build
 //! that links two types under one name.
 
-mod support;
+use crate::support;
 
 use lahja::{Endpoint, Error, Event};
 use lahja_workspace::events::Numbered;

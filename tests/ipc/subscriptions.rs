@@ -2,7 +2,7 @@
 //! test_asyncio_subscriptions_api.py (incl. the three-server cases) and
 //! the connections/subscriptions-changed waits.
 
-mod support;
+use crate::support;
 
 use lahja::Endpoint;
 use lahja_workspace::events::Numbered;

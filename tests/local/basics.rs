@@ -1,7 +1,7 @@
 //! lahja's `test_basics.py`, in one process: cancellation of streams,
 //! `wait_for` and requests, and errors in handlers.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The blocking endpoint: timeouts, iterators, misuse inside a runtime,
 //! and interplay with async endpoints in other processes.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Broadcasting inside one process: lahja's `test_endpoint_local_broadcast.py`
 //! and `test_internal.py`, plus the delivery and flow-control rules.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,7 @@
 //! Running and stopping (lahja's `test_run_and_serve.py`, run half), and
 //! what stopping does to everything that waits.
 
-mod support;
+use crate::support;
 
 use lahja::{BroadcastConfig, Endpoint, Error, Event};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! Request/response inside one process: "Who answers a request".
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 

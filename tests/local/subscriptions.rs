@@ -1,7 +1,7 @@
 //! The subscription queries and waits in one process (section 3.1-3.3 of
 //! the behaviour notes, as far as one endpoint goes).
 
-mod support;
+use crate::support;
 
 use lahja::{Endpoint, Event};
 use serde::{Deserialize, Serialize};
