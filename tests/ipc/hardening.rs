@@ -492,23 +492,9 @@ fn a_callback_run_from_a_blocking_handler_gets_the_error_not_a_panic() {
 /// Starts `lahja-nested-v2` (whose `Nested` swaps the fields of its inner
 /// struct) in `mode`; returns it and its first line.
 async fn nested_v2(mode: &str, name: &str, dir: &TempDir) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lahja-nested-v2"))
-        .args([mode, name, dir.socket(name).to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = within(
-        "nested-v2 says something",
-        tokio::io::BufReader::new(stdout).lines().next_line(),
-    )
-    .await
-    .unwrap()
-    .expect("a line");
-    (child, line)
+    let path = dir.socket(name);
+    let program = env!("CARGO_BIN_EXE_lahja-nested-v2");
+    support::first_line_of(program, &[mode, name, path.to_str().unwrap()]).await
 }
 
 /// Two builds whose shared event differs only inside a nested struct are
@@ -853,6 +839,25 @@ async fn serving_over_a_busy_live_socket_fails_promptly() {
     }
 }
 
+/// Starts connecting `client` to `config` in a task and lets it make its
+/// first attempt (on a current-thread runtime, a few yields run it);
+/// fails the test if that attempt already gave up on `what`.
+async fn connecting_in_background(
+    client: &Endpoint,
+    config: lahja::ConnectionConfig,
+    what: &str,
+) -> tokio::task::JoinHandle<lahja::Result<()>> {
+    let connecting = tokio::spawn({
+        let client = client.clone();
+        async move { client.connect_to_endpoints([config]).await }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!connecting.is_finished(), "connect gave up on {what}");
+    connecting
+}
+
 /// A listener that never accepts, its backlog filled (connections kept).
 fn backlogged(path: &std::path::Path) -> (socket2::Socket, Vec<socket2::Socket>) {
     use socket2::{Domain, SockAddr, Socket, Type};
@@ -935,19 +940,7 @@ async fn connect_retries_a_full_backlog() {
     let name = unique("slow-acceptor");
     let (listener, queued) = backlogged(&dir.socket(&name));
     let client = Endpoint::run(unique("patient")).await.unwrap();
-    let connecting = tokio::spawn({
-        let client = client.clone();
-        let config = dir.config(&name);
-        async move { client.connect_to_endpoints([config]).await }
-    });
-    // Let the client meet the full backlog at least once.
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
-    assert!(
-        !connecting.is_finished(),
-        "connect gave up on a full backlog"
-    );
+    let connecting = connecting_in_background(&client, dir.config(&name), "a full backlog").await;
     // Now accept: drop the queued connections, answer the client's hello.
     drop(queued);
     listener.set_nonblocking(true).unwrap();
@@ -1213,18 +1206,8 @@ async fn connect_waits_for_a_folder_that_does_not_exist_yet() {
     let later = TempDir(dir.0.join("created-later"));
     let name = unique("late-server");
     let client = Endpoint::run(unique("early-client")).await.unwrap();
-    let connecting = tokio::spawn({
-        let client = client.clone();
-        let config = later.config(&name);
-        async move { client.connect_to_endpoints([config]).await }
-    });
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
-    assert!(
-        !connecting.is_finished(),
-        "connect gave up on a missing folder"
-    );
+    let config = later.config(&name);
+    let connecting = connecting_in_background(&client, config, "a missing folder").await;
     std::fs::create_dir(&later.0).unwrap();
     let _server = Endpoint::serve(later.config(&name)).await.unwrap();
     within("connect", connecting).await.unwrap().unwrap();

@@ -5,25 +5,14 @@ use crate::support;
 
 use lahja::{Endpoint, Error, Event};
 use lahja_workspace::events::Numbered;
-use support::{Peer, TempDir, unique, within};
-use tokio::io::AsyncBufReadExt;
+use support::{Peer, TempDir, unique};
 
 /// Starts `lahja-peer-v2` serving `name`; returns once it is ready.
 async fn serve_v2(name: &str, dir: &TempDir) -> tokio::process::Child {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lahja-peer-v2"))
-        .args([name, dir.socket(name).to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = within(
-        "v2 ready",
-        tokio::io::BufReader::new(stdout).lines().next_line(),
-    )
-    .await;
-    assert_eq!(line.unwrap().as_deref(), Some("ready"));
+    let path = dir.socket(name);
+    let program = env!("CARGO_BIN_EXE_lahja-peer-v2");
+    let (child, line) = support::first_line_of(program, &[name, path.to_str().unwrap()]).await;
+    assert_eq!(line, "ready");
     child
 }
 

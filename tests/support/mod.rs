@@ -73,6 +73,28 @@ impl Drop for TempDir {
     }
 }
 
+/// Starts a helper binary with `args` (stdin kept open: it runs until
+/// dropped) and returns it with the first line it prints.
+pub async fn first_line_of(program: &str, args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {program}: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let line = within(
+        &format!("a line from {program}"),
+        tokio::io::BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .unwrap()
+    .unwrap_or_else(|| panic!("{program} exited without a line"));
+    (child, line)
+}
+
 /// A `lahja-peer` child process, scripted line by line.
 pub struct Peer {
     pub name: String,
