@@ -1,93 +1,415 @@
 //! A scriptable endpoint for cross-process tests: it reads one command per
 //! line on stdin and answers each with one line starting `ok` or `err`.
 //! Events it receives are printed as they come (`got`, `stream`, ...).
+//! Words of the form `key=value` are options (`to=NAME` routes to one
+//! endpoint; `queue=`, `capacity=`, `max_frame=` set endpoint options).
 //!
-//! Not an example: the integration tests in `tests/ipc/` drive it.
+//! Not an example: the integration tests in `tests/ipc/` drive it. With
+//! `LAHJA_PEER_ABORT_ON_PANIC` set it aborts on any panic (a victim of the
+//! hostile-input tests: a crash shows in its exit status).
+//!
+//! The commands are the table [`COMMANDS`] (`help` prints it):
+//!
+//! - lifecycle: `serve NAME PATH`, `run NAME`, `connect NAME PATH`, `stop`,
+//!   `exit`
+//! - subscribing: `subscribe`, `subscribe-blob`, `subscribe-rich`,
+//!   `subscribe-panicky`, `stream`, `stream-double`, `stream-check COUNT`,
+//!   `stall`, `unsubscribe`
+//! - answering: `answer`, `answer-panicky`, `answer-tag TAG`,
+//!   `answer-wrong`, `answer-double-size`, `drop-requests`, `hold-requests`
+//! - sending: `broadcast N`, `broadcast-internal N`, `broadcast-range FROM
+//!   UNTIL`, `broadcast-blob LEN [kind=zeros]`, `request N`, `request-many
+//!   COUNT`, `request-who`
+//! - observing: `wait-connected NAME`, `wait-subscribed NAME TYPE`,
+//!   `wait-for`, `is-subscribed NAME`, `connected`, `rss`
+//! - 320 generated types: `many-subscribe`, `many-answer`,
+//!   `many-wait-subscribed NAME`, `many-broadcast`, `many-request NAME`,
+//!   `many-count`
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use lahja::{BroadcastConfig, ConnectionConfig, Endpoint, EndpointOptions, Event, Subscription};
 use lahja_workspace::events::*;
 use lahja_workspace::many;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Everything a command may need to keep alive.
+/// The process's state: its endpoint and what the commands keep alive.
 #[derive(Default)]
-struct Holders {
+struct Peer {
+    endpoint: Option<Endpoint>,
     subscriptions: Vec<Subscription>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stalled: Vec<lahja::EventStream<Numbered>>,
     /// Deliveries of the generated types (`many-*` commands).
-    many_hits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    many_hits: Arc<AtomicU64>,
 }
 
-fn config_with(to: Option<&str>) -> BroadcastConfig {
-    match to {
-        Some(name) => BroadcastConfig::to(name),
-        None => BroadcastConfig::default(),
+impl Peer {
+    /// The endpoint (the dispatcher checked there is one).
+    fn ep(&self) -> Endpoint {
+        self.endpoint.clone().expect("checked by the dispatcher")
+    }
+
+    fn keep(&mut self, subscription: Subscription) {
+        self.subscriptions.push(subscription);
+        println!("ok");
+    }
+
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.push(tokio::spawn(task));
+        println!("ok");
     }
 }
 
-/// `key=value` options after the positional words.
-fn options(words: &[&str]) -> (Vec<String>, HashMap<String, String>) {
-    let mut positional = Vec::new();
-    let mut named = HashMap::new();
-    for word in words {
-        match word.split_once('=') {
-            Some((k, v)) => {
-                named.insert(k.to_owned(), v.to_owned());
+/// One command's words: positional arguments and `key=value` options.
+struct Args {
+    positional: Vec<String>,
+    named: HashMap<String, String>,
+}
+
+impl Args {
+    fn parse(words: &[&str]) -> Args {
+        let mut args = Args {
+            positional: Vec::new(),
+            named: HashMap::new(),
+        };
+        for word in words {
+            match word.split_once('=') {
+                Some((k, v)) => {
+                    args.named.insert(k.to_owned(), v.to_owned());
+                }
+                None => args.positional.push((*word).to_owned()),
             }
-            None => positional.push((*word).to_owned()),
+        }
+        args
+    }
+
+    fn arg(&self, i: usize) -> &str {
+        self.positional
+            .get(i)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    fn number(&self, i: usize) -> u64 {
+        self.arg(i).parse().expect("a number")
+    }
+
+    fn named(&self, key: &str) -> Option<&str> {
+        self.named.get(key).map(String::as_str)
+    }
+
+    /// `to=NAME` routes to one endpoint.
+    fn config(&self) -> BroadcastConfig {
+        match self.named("to") {
+            Some(name) => BroadcastConfig::to(name),
+            None => BroadcastConfig::default(),
         }
     }
-    (positional, named)
+
+    fn endpoint_options(&self) -> EndpointOptions {
+        let mut options = EndpointOptions::default();
+        let parse = |key| self.named(key).map(|v| v.parse().expect("a number"));
+        if let Some(v) = parse("queue") {
+            options.queue_bytes = v;
+        }
+        if let Some(v) = parse("capacity") {
+            options.stream_capacity = v;
+        }
+        if let Some(v) = parse("max_frame") {
+            options.max_frame_bytes = v;
+        }
+        options
+    }
 }
 
-fn endpoint_options(named: &HashMap<String, String>) -> EndpointOptions {
-    let mut options = EndpointOptions::default();
-    if let Some(v) = named.get("queue") {
-        options.queue_bytes = v.parse().expect("queue=BYTES");
-    }
-    if let Some(v) = named.get("capacity") {
-        options.stream_capacity = v.parse().expect("capacity=N");
-    }
-    if let Some(v) = named.get("max_frame") {
-        options.max_frame_bytes = v.parse().expect("max_frame=BYTES");
-    }
-    options
+type Step<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// One command of the language.
+struct Command {
+    name: &'static str,
+    usage: &'static str,
+    /// Whether it needs `serve` or `run` first.
+    needs_endpoint: bool,
+    run: for<'a> fn(&'a mut Peer, &'a Args) -> Step<'a>,
 }
 
-fn is_subscribed<E: Event>(endpoint: &Endpoint, who: &str) -> bool {
-    endpoint.is_endpoint_subscribed_to::<E>(who)
+macro_rules! commands {
+    ($($name:literal $needs:literal $usage:literal => $run:expr,)*) => {
+        &[$(Command { name: $name, usage: $usage, needs_endpoint: $needs, run: $run },)*]
+    };
 }
+
+/// Every command: name, whether it needs an endpoint, usage, and what it does.
+const COMMANDS: &[Command] = commands! {
+    "serve" false "serve NAME PATH: serve at PATH (options: queue, capacity, max_frame)" => |p, a| Box::pin(async move {
+        let config = ConnectionConfig::new(a.arg(0), a.arg(1));
+        reply(Endpoint::serve_with(config, a.endpoint_options()).await, |e| { p.endpoint = Some(e); String::new() });
+    }),
+    "run" false "run NAME: run without serving (same options)" => |p, a| Box::pin(async move {
+        reply(Endpoint::run_with(a.arg(0), a.endpoint_options()).await, |e| { p.endpoint = Some(e); String::new() });
+    }),
+    "help" false "help: list the commands" => |_, _| Box::pin(async {
+        for command in COMMANDS {
+            println!("{}", command.usage);
+        }
+        println!("ok");
+    }),
+    "connect" true "connect NAME PATH: connect to the endpoint NAME at PATH" => |p, a| Box::pin(async move {
+        reply(p.ep().connect_to_endpoints([ConnectionConfig::new(a.arg(0), a.arg(1))]).await, |()| String::new());
+    }),
+    "stop" true "stop: stop the endpoint" => |p, _| Box::pin(async move {
+        p.ep().stop().await;
+        p.endpoint = None;
+        println!("ok");
+    }),
+    "subscribe" true "subscribe: print `got N` for each Numbered" => |p, _| Box::pin(async move {
+        let sub = p.ep().subscribe(|Numbered(n): Numbered| println!("got {n}"));
+        p.keep(sub);
+    }),
+    "subscribe-blob" true "subscribe-blob: print `blob LEN` for each Blob" => |p, _| Box::pin(async move {
+        let sub = p.ep().subscribe(|Blob(bytes): Blob| println!("blob {}", bytes.len()));
+        p.keep(sub);
+    }),
+    "subscribe-rich" true "subscribe-rich: print `rich LEN` for each Rich" => |p, _| Box::pin(async move {
+        let sub = p.ep().subscribe(|rich: Rich| println!("rich {}", rich.text.len()));
+        p.keep(sub);
+    }),
+    "subscribe-panicky" true "subscribe-panicky: like subscribe, panicking on odd numbers" => |p, _| Box::pin(async move {
+        let sub = p.ep().subscribe(|Numbered(n): Numbered| {
+            if n % 2 == 1 {
+                panic!("odd numbers panic, on purpose");
+            }
+            println!("got {n}");
+        });
+        p.keep(sub);
+    }),
+    "stream" true "stream: print `stream N from ORIGIN` for each Numbered, then `stream ended`" => |p, _| Box::pin(async move {
+        let mut stream = p.ep().stream_with_origin::<Numbered>();
+        p.spawn(async move {
+            while let Some((origin, Numbered(n))) = stream.next().await {
+                println!("stream {n} from {origin}");
+            }
+            println!("stream ended");
+        });
+    }),
+    "stream-double" true "stream-double: print `plain N` for each Double seen as a plain event" => |p, _| Box::pin(async move {
+        let mut stream = p.ep().stream::<Double>();
+        p.spawn(async move {
+            while let Some(Double(n)) = stream.next().await {
+                println!("plain {n}");
+            }
+        });
+    }),
+    "stream-check" true "stream-check COUNT: receive COUNT Numbered in order, then report order and peak RSS" => |p, a| Box::pin(async move {
+        let count = a.number(0);
+        let mut stream = p.ep().stream::<Numbered>();
+        p.spawn(async move {
+            let mut peak_rss = 0;
+            for expected in 0..count {
+                match stream.next().await {
+                    Some(Numbered(n)) if n == expected => {}
+                    Some(Numbered(n)) => {
+                        println!("out-of-order expected {expected} got {n}");
+                        return;
+                    }
+                    None => {
+                        println!("ended-early after {expected}");
+                        return;
+                    }
+                }
+                if expected % 65536 == 0 {
+                    peak_rss = peak_rss.max(lahja_workspace::rss_kib().unwrap_or(0));
+                }
+            }
+            println!("in-order {count} peak-rss-kib {peak_rss}");
+        });
+    }),
+    "stall" true "stall: subscribe to Numbered and never read" => |p, _| Box::pin(async move {
+        let stream = p.ep().stream::<Numbered>();
+        p.stalled.push(stream);
+        println!("ok");
+    }),
+    "unsubscribe" true "unsubscribe: drop every subscription, stream and task" => |p, _| Box::pin(async move {
+        p.subscriptions.clear();
+        p.stalled.clear();
+        for task in p.tasks.drain(..) {
+            task.abort();
+        }
+        println!("ok");
+    }),
+    "answer" true "answer: answer Double (n * 2) and Echo (the bytes as a Blob)" => |p, _| Box::pin(async move {
+        let ep = p.ep();
+        p.subscriptions.push(ep.handle_requests(|Double(n)| async move { Doubled(n.wrapping_mul(2)) }));
+        p.keep(ep.handle_requests(|Echo(bytes)| async move { Blob(bytes) }));
+    }),
+    "answer-panicky" true "answer-panicky: answer Double, panicking on 0" => |p, _| Box::pin(async move {
+        let sub = p.ep().handle_requests(|Double(n)| async move {
+            if n == 0 {
+                panic!("zero panics, on purpose");
+            }
+            Doubled(n.wrapping_mul(2))
+        });
+        p.keep(sub);
+    }),
+    "answer-tag" true "answer-tag TAG: answer WhoAreYou with Tag(TAG)" => |p, a| Box::pin(async move {
+        let tag = a.arg(0).to_owned();
+        let sub = p.ep().handle_requests(move |WhoAreYou| {
+            let tag = tag.clone();
+            async move { Tag(tag) }
+        });
+        p.keep(sub);
+    }),
+    "answer-wrong" true "answer-wrong: answer Double with a WrongAnswer" => |p, _| Box::pin(async move {
+        let responder = p.ep();
+        let mut requests = responder.stream_requests::<Double>();
+        p.spawn(async move {
+            while let Some(request) = requests.next().await {
+                let _ = responder.broadcast_with(WrongAnswer, request.config()).await;
+            }
+        });
+    }),
+    "answer-double-size" true "answer-double-size: answer Echo with the bytes twice" => |p, _| Box::pin(async move {
+        let sub = p.ep().handle_requests(|Echo(bytes)| async move { Blob([&bytes[..], &bytes[..]].concat()) });
+        p.keep(sub);
+    }),
+    "drop-requests" true "drop-requests: drop every Double unanswered" => |p, _| Box::pin(async move {
+        let mut requests = p.ep().stream_requests::<Double>();
+        p.spawn(async move {
+            while let Some(request) = requests.next().await {
+                drop(request);
+            }
+        });
+    }),
+    "hold-requests" true "hold-requests: keep every Double unanswered, printing `holding N`" => |p, _| Box::pin(async move {
+        let mut requests = p.ep().stream_requests::<Double>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        p.tasks.push(tokio::spawn(async move {
+            let mut keep = Vec::new();
+            while let Some(request) = rx.recv().await {
+                keep.push(request);
+            }
+        }));
+        p.spawn(async move {
+            let mut held = 0;
+            while let Some(request) = requests.next().await {
+                held += 1;
+                println!("holding {held}");
+                let _ = tx.send(request);
+            }
+        });
+    }),
+    "broadcast" true "broadcast N: broadcast Numbered(N) (option: to)" => |p, a| Box::pin(async move {
+        reply(p.ep().broadcast_with(Numbered(a.number(0)), a.config()).await, |()| String::new());
+    }),
+    "broadcast-internal" true "broadcast-internal N: broadcast Numbered(N) inside this process" => |p, a| Box::pin(async move {
+        let config = BroadcastConfig::default().internal();
+        reply(p.ep().broadcast_with(Numbered(a.number(0)), config).await, |()| String::new());
+    }),
+    "broadcast-range" true "broadcast-range FROM UNTIL: broadcast Numbered(FROM..UNTIL)" => |p, a| Box::pin(async move {
+        let ep = p.ep();
+        let mut result = Ok(());
+        for n in a.number(0)..a.number(1) {
+            result = ep.broadcast(Numbered(n)).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        reply(result, |()| String::new());
+    }),
+    "broadcast-blob" true "broadcast-blob LEN: broadcast a Blob of LEN noise bytes (kind=zeros: zeros)" => |p, a| Box::pin(async move {
+        let len = a.number(0) as usize;
+        let blob = if a.named("kind") == Some("zeros") {
+            vec![0; len]
+        } else {
+            lahja_workspace::noise(len, 7)
+        };
+        reply(p.ep().broadcast(Blob(blob)).await, |()| String::new());
+    }),
+    "request" true "request N: request Double(N), reply `answer M` (option: to)" => |p, a| Box::pin(async move {
+        reply(p.ep().request_with(Double(a.number(0)), a.config()).await, |Doubled(m)| format!("answer {m}"));
+    }),
+    "request-many" true "request-many COUNT: COUNT concurrent requests, reply the errors by kind" => |p, a| Box::pin(async move {
+        let ep = p.ep();
+        let tasks: Vec<_> = (0..a.number(0))
+            .map(|n| {
+                let ep = ep.clone();
+                tokio::spawn(async move { ep.request(Double(n)).await })
+            })
+            .collect();
+        let mut errors: HashMap<String, usize> = HashMap::new();
+        for task in tasks {
+            if let Err(error) = task.await.unwrap() {
+                let kind = format!("{error:?}");
+                let kind = kind.split([' ', '{', '(']).next().unwrap_or("?").to_owned();
+                *errors.entry(kind).or_default() += 1;
+            }
+        }
+        let mut summary: Vec<_> = errors.into_iter().collect();
+        summary.sort();
+        println!("ok errors {summary:?}");
+    }),
+    "request-who" true "request-who: request WhoAreYou, reply `tag TAG` (option: to)" => |p, a| Box::pin(async move {
+        reply(p.ep().request_with(WhoAreYou, a.config()).await, |Tag(tag)| format!("tag {tag}"));
+    }),
+    "wait-connected" true "wait-connected NAME: wait until connected to NAME" => |p, a| Box::pin(async move {
+        reply(p.ep().wait_until_connected_to(a.arg(0)).await, |()| String::new());
+    }),
+    "wait-subscribed" true "wait-subscribed NAME TYPE: wait until NAME subscribes to TYPE (numbered, double, who, blob, echo)" => |p, a| Box::pin(async move {
+        reply(wait_subscribed(&p.ep(), a.arg(0), a.arg(1)).await, |()| String::new());
+    }),
+    "wait-for" true "wait-for: wait for one Numbered, reply `waited N`" => |p, _| Box::pin(async move {
+        reply(p.ep().wait_for::<Numbered>().await, |Numbered(n)| format!("waited {n}"));
+    }),
+    "is-subscribed" true "is-subscribed NAME: reply whether NAME subscribes to Numbered" => |p, a| Box::pin(async move {
+        println!("ok {}", p.ep().is_endpoint_subscribed_to::<Numbered>(a.arg(0)));
+    }),
+    "connected" true "connected: reply the names of this endpoint and its peers, sorted" => |p, _| Box::pin(async move {
+        let mut names: Vec<_> = p.ep().get_connected_endpoints_and_subscriptions().into_iter().map(|(name, _)| name).collect();
+        names.sort();
+        println!("ok {}", names.join(","));
+    }),
+    "rss" true "rss: reply this process's RSS in KiB" => |_, _| Box::pin(async {
+        println!("ok {}", lahja_workspace::rss_kib().unwrap_or(0));
+    }),
+    "many-subscribe" true "many-subscribe: subscribe to every generated type, counting" => |p, _| Box::pin(async move {
+        let subs = many::subscribe_all(&p.ep(), &p.many_hits);
+        p.subscriptions.extend(subs);
+        println!("ok");
+    }),
+    "many-answer" true "many-answer: answer every generated request" => |p, _| Box::pin(async move {
+        let subs = many::answer_all(&p.ep());
+        p.subscriptions.extend(subs);
+        println!("ok");
+    }),
+    "many-wait-subscribed" true "many-wait-subscribed NAME: wait until NAME subscribes to the generated types" => |p, a| Box::pin(async move {
+        reply(many::wait_subscribed(&p.ep(), a.arg(0)).await, |()| String::new());
+    }),
+    "many-broadcast" true "many-broadcast: broadcast one event of every generated type" => |p, _| Box::pin(async move {
+        reply(many::broadcast_all(&p.ep()).await, |()| String::new());
+    }),
+    "many-request" true "many-request NAME: ask NAME every generated request, reply how many answered right" => |p, a| Box::pin(async move {
+        reply(many::request_all(&p.ep(), a.arg(0)).await, |right| right.to_string());
+    }),
+    "many-count" true "many-count: reply how many generated events arrived" => |p, _| Box::pin(async move {
+        println!("ok {}", p.many_hits.load(Ordering::Relaxed));
+    }),
+};
 
 async fn wait_subscribed(endpoint: &Endpoint, who: &str, kind: &str) -> lahja::Result<()> {
+    async fn wait<E: Event>(endpoint: &Endpoint, who: &str) -> lahja::Result<()> {
+        endpoint.wait_until_endpoint_subscribed_to::<E>(who).await
+    }
     match kind {
-        "numbered" => {
-            endpoint
-                .wait_until_endpoint_subscribed_to::<Numbered>(who)
-                .await
-        }
-        "double" => {
-            endpoint
-                .wait_until_endpoint_subscribed_to::<Double>(who)
-                .await
-        }
-        "who" => {
-            endpoint
-                .wait_until_endpoint_subscribed_to::<WhoAreYou>(who)
-                .await
-        }
-        "blob" => {
-            endpoint
-                .wait_until_endpoint_subscribed_to::<Blob>(who)
-                .await
-        }
-        "echo" => {
-            endpoint
-                .wait_until_endpoint_subscribed_to::<Echo>(who)
-                .await
-        }
+        "numbered" => wait::<Numbered>(endpoint, who).await,
+        "double" => wait::<Double>(endpoint, who).await,
+        "who" => wait::<WhoAreYou>(endpoint, who).await,
+        "blob" => wait::<Blob>(endpoint, who).await,
+        "echo" => wait::<Echo>(endpoint, who).await,
         other => panic!("unknown type {other}"),
     }
 }
@@ -111,321 +433,24 @@ async fn main() {
         }));
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut endpoint: Option<Endpoint> = None;
-    let mut holders = Holders::default();
+    let mut peer = Peer::default();
     while let Ok(Some(line)) = lines.next_line().await {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let Some((&command, rest)) = words.split_first() else {
+        let Some((&name, rest)) = words.split_first() else {
             continue;
         };
-        let (args, named) = options(rest);
-        let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
-        let to = named.get("to").map(String::as_str);
-        if command == "exit" {
+        if name == "exit" {
             std::process::exit(0);
         }
-        if command == "serve" {
-            let config = ConnectionConfig::new(arg(0), arg(1));
-            reply(
-                Endpoint::serve_with(config, endpoint_options(&named)).await,
-                |e| {
-                    endpoint = Some(e);
-                    String::new()
-                },
-            );
-            continue;
-        }
-        if command == "run" {
-            reply(
-                Endpoint::run_with(arg(0), endpoint_options(&named)).await,
-                |e| {
-                    endpoint = Some(e);
-                    String::new()
-                },
-            );
-            continue;
-        }
-        let Some(ep) = endpoint.clone() else {
-            println!("err no endpoint yet");
+        let Some(command) = COMMANDS.iter().find(|c| c.name == name) else {
+            println!("err unknown command {name}");
             continue;
         };
-        match command {
-            "connect" => reply(
-                ep.connect_to_endpoints([ConnectionConfig::new(arg(0), arg(1))])
-                    .await,
-                |()| String::new(),
-            ),
-            "subscribe" => {
-                let sub = ep.subscribe(|Numbered(n): Numbered| println!("got {n}"));
-                holders.subscriptions.push(sub);
-                println!("ok");
-            }
-            "subscribe-blob" => {
-                let sub = ep.subscribe(|Blob(bytes): Blob| println!("blob {}", bytes.len()));
-                holders.subscriptions.push(sub);
-                println!("ok");
-            }
-            "subscribe-panicky" => {
-                let sub = ep.subscribe(|Numbered(n): Numbered| {
-                    if n % 2 == 1 {
-                        panic!("odd numbers panic, on purpose");
-                    }
-                    println!("got {n}");
-                });
-                holders.subscriptions.push(sub);
-                println!("ok");
-            }
-            "stream" => {
-                let mut stream = ep.stream_with_origin::<Numbered>();
-                holders.tasks.push(tokio::spawn(async move {
-                    while let Some((origin, Numbered(n))) = stream.next().await {
-                        println!("stream {n} from {origin}");
-                    }
-                    println!("stream ended");
-                }));
-                println!("ok");
-            }
-            "stream-double" => {
-                // The request type as a plain event: seen, never answered.
-                let mut stream = ep.stream::<Double>();
-                holders.tasks.push(tokio::spawn(async move {
-                    while let Some(Double(n)) = stream.next().await {
-                        println!("plain {n}");
-                    }
-                }));
-                println!("ok");
-            }
-            "stream-check" => {
-                // Receives COUNT events, checking their order, then reports.
-                let count: u64 = arg(0).parse().expect("count");
-                let mut stream = ep.stream::<Numbered>();
-                holders.tasks.push(tokio::spawn(async move {
-                    let mut peak_rss = 0;
-                    for expected in 0..count {
-                        match stream.next().await {
-                            Some(Numbered(n)) if n == expected => {}
-                            Some(Numbered(n)) => {
-                                println!("out-of-order expected {expected} got {n}");
-                                return;
-                            }
-                            None => {
-                                println!("ended-early after {expected}");
-                                return;
-                            }
-                        }
-                        if expected % 65536 == 0 {
-                            peak_rss = peak_rss.max(lahja_workspace::rss_kib().unwrap_or(0));
-                        }
-                    }
-                    println!("in-order {count} peak-rss-kib {peak_rss}");
-                }));
-                println!("ok");
-            }
-            "stall" => {
-                // Subscribes and never reads.
-                holders.stalled.push(ep.stream::<Numbered>());
-                println!("ok");
-            }
-            "unsubscribe" => {
-                holders.subscriptions.clear();
-                holders.stalled.clear();
-                for task in holders.tasks.drain(..) {
-                    task.abort();
-                }
-                println!("ok");
-            }
-            "answer" => {
-                let sub = ep.handle_requests(|Double(n)| async move { Doubled(n.wrapping_mul(2)) });
-                holders.subscriptions.push(sub);
-                let echo = ep.handle_requests(|Echo(bytes)| async move { Blob(bytes) });
-                holders.subscriptions.push(echo);
-                println!("ok");
-            }
-            "answer-panicky" => {
-                let sub = ep.handle_requests(|Double(n)| async move {
-                    if n == 0 {
-                        panic!("zero panics, on purpose");
-                    }
-                    Doubled(n.wrapping_mul(2))
-                });
-                holders.subscriptions.push(sub);
-                println!("ok");
-            }
-            "answer-tag" => {
-                let tag = arg(0).to_owned();
-                let sub = ep.handle_requests(move |WhoAreYou| {
-                    let tag = tag.clone();
-                    async move { Tag(tag) }
-                });
-                holders.subscriptions.push(sub);
-                println!("ok");
-            }
-            "answer-wrong" => {
-                let mut requests = ep.stream_requests::<Double>();
-                let responder = ep.clone();
-                holders.tasks.push(tokio::spawn(async move {
-                    while let Some(request) = requests.next().await {
-                        let _ = responder
-                            .broadcast_with(WrongAnswer, request.config())
-                            .await;
-                    }
-                }));
-                println!("ok");
-            }
-            "drop-requests" => {
-                let mut requests = ep.stream_requests::<Double>();
-                holders.tasks.push(tokio::spawn(async move {
-                    while let Some(request) = requests.next().await {
-                        drop(request);
-                    }
-                }));
-                println!("ok");
-            }
-            "hold-requests" => {
-                // Keeps requests unanswered, reporting how many it holds.
-                let mut requests = ep.stream_requests::<Double>();
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                holders.tasks.push(tokio::spawn(async move {
-                    let mut held = 0;
-                    while let Some(request) = requests.next().await {
-                        held += 1;
-                        println!("holding {held}");
-                        let _ = tx.send(request);
-                    }
-                }));
-                holders.tasks.push(tokio::spawn(async move {
-                    let mut keep = Vec::new();
-                    while let Some(request) = rx.recv().await {
-                        keep.push(request);
-                    }
-                }));
-                println!("ok");
-            }
-            "broadcast" => {
-                let n: u64 = arg(0).parse().expect("number");
-                reply(
-                    ep.broadcast_with(Numbered(n), config_with(to)).await,
-                    |()| String::new(),
-                );
-            }
-            "broadcast-internal" => {
-                let n: u64 = arg(0).parse().expect("number");
-                let config = BroadcastConfig::default().internal();
-                reply(ep.broadcast_with(Numbered(n), config).await, |()| {
-                    String::new()
-                });
-            }
-            "broadcast-range" => {
-                let (from, until): (u64, u64) = (arg(0).parse().unwrap(), arg(1).parse().unwrap());
-                let mut result = Ok(());
-                for n in from..until {
-                    result = ep.broadcast(Numbered(n)).await;
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                reply(result, |()| String::new());
-            }
-            "broadcast-blob" => {
-                let len: usize = arg(0).parse().expect("length");
-                let blob = if named.get("kind").map(String::as_str) == Some("zeros") {
-                    vec![0; len]
-                } else {
-                    lahja_workspace::noise(len, 7)
-                };
-                reply(ep.broadcast(Blob(blob)).await, |()| String::new());
-            }
-            "request" => {
-                let n: u64 = arg(0).parse().expect("number");
-                reply(
-                    ep.request_with(Double(n), config_with(to)).await,
-                    |Doubled(m)| format!("answer {m}"),
-                );
-            }
-            "request-many" => {
-                // COUNT concurrent requests; prints how many failed and how.
-                let count: u64 = arg(0).parse().expect("count");
-                let mut tasks = Vec::new();
-                for n in 0..count {
-                    let ep = ep.clone();
-                    tasks.push(tokio::spawn(async move { ep.request(Double(n)).await }));
-                }
-                let mut errors: HashMap<String, usize> = HashMap::new();
-                for task in tasks {
-                    if let Err(error) = task.await.unwrap() {
-                        let kind = format!("{error:?}");
-                        let kind = kind.split([' ', '{', '(']).next().unwrap_or("?").to_owned();
-                        *errors.entry(kind).or_default() += 1;
-                    }
-                }
-                let mut summary: Vec<_> = errors.into_iter().collect();
-                summary.sort();
-                println!("ok errors {summary:?}");
-            }
-            "request-who" => {
-                reply(
-                    ep.request_with(WhoAreYou, config_with(to)).await,
-                    |Tag(tag)| format!("tag {tag}"),
-                );
-            }
-            "wait-connected" => reply(ep.wait_until_connected_to(arg(0)).await, |()| String::new()),
-            "wait-subscribed" => reply(wait_subscribed(&ep, arg(0), arg(1)).await, |()| {
-                String::new()
-            }),
-            "wait-for" => reply(ep.wait_for::<Numbered>().await, |Numbered(n)| {
-                format!("waited {n}")
-            }),
-            "is-subscribed" => println!("ok {}", is_subscribed::<Numbered>(&ep, arg(0))),
-            "connected" => {
-                let mut names: Vec<_> = ep
-                    .get_connected_endpoints_and_subscriptions()
-                    .into_iter()
-                    .map(|(name, _)| name)
-                    .collect();
-                names.sort();
-                println!("ok {}", names.join(","));
-            }
-            "subscribe-rich" => {
-                let sub = ep.subscribe(|rich: Rich| println!("rich {}", rich.text.len()));
-                holders.subscriptions.push(sub);
-                println!("ok");
-            }
-            "answer-double-size" => {
-                // An answer twice the size of its request.
-                let sub = ep.handle_requests(|Echo(bytes)| async move {
-                    Blob([&bytes[..], &bytes[..]].concat())
-                });
-                holders.subscriptions.push(sub);
-                println!("ok");
-            }
-            "many-subscribe" => {
-                holders
-                    .subscriptions
-                    .extend(many::subscribe_all(&ep, &holders.many_hits));
-                println!("ok");
-            }
-            "many-answer" => {
-                holders.subscriptions.extend(many::answer_all(&ep));
-                println!("ok");
-            }
-            "many-wait-subscribed" => {
-                reply(many::wait_subscribed(&ep, arg(0)).await, |()| String::new())
-            }
-            "many-broadcast" => reply(many::broadcast_all(&ep).await, |()| String::new()),
-            "many-request" => reply(many::request_all(&ep, arg(0)).await, |right| {
-                right.to_string()
-            }),
-            "many-count" => println!(
-                "ok {}",
-                holders.many_hits.load(std::sync::atomic::Ordering::Relaxed)
-            ),
-            "rss" => println!("ok {}", lahja_workspace::rss_kib().unwrap_or(0)),
-            "stop" => {
-                ep.stop().await;
-                endpoint = None;
-                println!("ok");
-            }
-            other => println!("err unknown command {other}"),
+        if command.needs_endpoint && peer.endpoint.is_none() {
+            println!("err no endpoint yet");
+            continue;
         }
+        let args = Args::parse(rest);
+        (command.run)(&mut peer, &args).await;
     }
 }
