@@ -42,6 +42,20 @@ async fn handshaken(path: &std::path::Path, name: &str, subscriptions: &[u64]) -
     stream
 }
 
+/// Sends `blob` to `peer` (which never reads) until its queue is full.
+async fn fill_queue(endpoint: &Endpoint, peer: &str, blob: Blob) {
+    let to = BroadcastConfig::to(peer);
+    within("a full queue", async {
+        while endpoint
+            .broadcast_nowait_with(blob.clone(), to.clone())
+            .is_ok()
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
 /// The victim is alive and answers an ordinary client's request.
 async fn still_answers(victim: &mut Peer, dir: &TempDir) {
     victim.assert_alive();
@@ -294,17 +308,8 @@ async fn a_respond_cancelled_while_waiting_for_room_tells_the_requester() {
     let incoming = within("the request", requests.next()).await.unwrap();
     // Fill the queue to the stalled requester (it never reads meanwhile),
     // to the last byte: an empty blob's frame is as large as the answer's.
-    let to = BroadcastConfig::to(requester.clone());
     for blob in [Blob(lahja_workspace::noise(2000, 3)), Blob(Vec::new())] {
-        within("a full queue", async {
-            while server
-                .broadcast_nowait_with(blob.clone(), to.clone())
-                .is_ok()
-            {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
+        fill_queue(&server, &requester, blob).await;
     }
     let respond = incoming.respond(Doubled(10));
     let cancelled = tokio::time::timeout(Duration::from_millis(50), respond).await;
@@ -402,16 +407,7 @@ async fn stop_flushes_stalled_peers_concurrently() {
     }
     let blob = Blob(lahja_workspace::noise(64 * 1024, 9));
     for (peer, _) in &stalled {
-        let to = BroadcastConfig::to(peer.clone());
-        within("a full queue", async {
-            while server
-                .broadcast_nowait_with(blob.clone(), to.clone())
-                .is_ok()
-            {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
+        fill_queue(&server, peer, blob.clone()).await;
     }
     let started = std::time::Instant::now();
     // One after the other this took 3 × patience; together, one.
