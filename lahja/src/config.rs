@@ -42,6 +42,13 @@ impl ConnectionConfig {
 }
 
 /// The longest endpoint or group name, in bytes.
+///
+/// ```
+/// use lahja::{MAX_NAME_BYTES, validate_name};
+///
+/// assert!(validate_name(&"n".repeat(MAX_NAME_BYTES)).is_ok());
+/// assert!(validate_name(&"n".repeat(MAX_NAME_BYTES + 1)).is_err());
+/// ```
 pub const MAX_NAME_BYTES: usize = 255;
 
 /// Checks an endpoint or group name: 1 to [`MAX_NAME_BYTES`] bytes of
@@ -111,7 +118,8 @@ pub struct EndpointOptions {
     pub connect_timeout: Duration,
     /// How many requests one `handle_requests` subscription answers at
     /// once. Past it the request stream stays undrained, so requesters
-    /// wait (backpressure) instead of the handlers piling up. Default 64.
+    /// wait (backpressure) instead of the handlers piling up. Default 64;
+    /// 0 is taken as 1.
     pub max_concurrent_handlers: usize,
 }
 
