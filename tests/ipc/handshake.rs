@@ -158,15 +158,8 @@ async fn schema_mismatch_reported_to_a_client_process() {
 async fn a_wrong_protocol_version_is_refused_with_a_reason() {
     let dir = TempDir::new();
     let (_endpoint, path) = serving(&dir).await;
-    let mut stream = UnixStream::connect(&path).await.unwrap();
-    stream
-        .write_all(&raw::hello("future", &[], &[], raw::VERSION + 1))
-        .await
-        .unwrap();
-    let frames = within("refusal", raw::read_until_closed(&mut stream)).await;
-    assert_eq!(frames.len(), 1);
-    assert_eq!(frames[0].0, raw::REJECT);
-    let reason = String::from_utf8_lossy(&frames[0].1);
+    let body = support::refusal(&path, &raw::hello("future", &[], &[], raw::VERSION + 1)).await;
+    let reason = String::from_utf8_lossy(&body);
     let expected = format!("protocol version {}", raw::VERSION + 1);
     assert!(reason.contains(&expected), "{reason}");
 }

@@ -92,14 +92,7 @@ async fn lying_lengths_in_every_kind_of_frame_do_not_kill_the_victim() {
     let mut body = b"LAHJ".to_vec();
     body.extend_from_slice(&raw::VERSION.to_le_bytes());
     body.extend_from_slice(&lie());
-    let mut stream = UnixStream::connect(&path).await.unwrap();
-    stream
-        .write_all(&raw::frame(raw::HELLO, 0, 0, 0, &body))
-        .await
-        .unwrap();
-    let frames = within("refusal", raw::read_until_closed(&mut stream)).await;
-    assert_eq!(frames.len(), 1, "one REJECT, then closed");
-    assert_eq!(frames[0].0, raw::REJECT);
+    support::refusal(&path, &raw::frame(raw::HELLO, 0, 0, 0, &body)).await;
     victim.assert_alive();
 
     // Events and requests whose fields claim 2^62 bytes or elements.
@@ -674,15 +667,9 @@ async fn names_that_are_not_names_are_refused_everywhere() {
     let dir = TempDir::new();
     let name = unique("named");
     let _server = Endpoint::serve(dir.config(&name)).await.unwrap();
-    let mut stream = UnixStream::connect(dir.socket(&name)).await.unwrap();
-    stream
-        .write_all(&raw::hello(&"z".repeat(100_000), &[], &[], raw::VERSION))
-        .await
-        .unwrap();
-    let frames = within("refusal", raw::read_until_closed(&mut stream)).await;
-    assert_eq!(frames.len(), 1);
-    assert_eq!(frames[0].0, raw::REJECT);
-    let reason = String::from_utf8_lossy(&frames[0].1);
+    let hello = raw::hello(&"z".repeat(100_000), &[], &[], raw::VERSION);
+    let body = support::refusal(&dir.socket(&name), &hello).await;
+    let reason = String::from_utf8_lossy(&body);
     assert!(reason.contains("at most 255 bytes"), "{reason}");
     assert!(reason.len() < 400, "the name is not echoed whole");
 }

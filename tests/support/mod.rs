@@ -73,6 +73,19 @@ impl Drop for TempDir {
     }
 }
 
+/// Connects to `path`, sends `first` (a hello, usually), and returns the
+/// body of the one REJECT the endpoint answers with before it closes.
+pub async fn refusal(path: &std::path::Path, first: &[u8]) -> Vec<u8> {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::UnixStream::connect(path).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    let mut frames = within("refusal", raw::read_until_closed(&mut stream)).await;
+    assert_eq!(frames.len(), 1, "one REJECT, then closed");
+    let (kind, body) = frames.pop().unwrap();
+    assert_eq!(kind, raw::REJECT);
+    body
+}
+
 /// Starts a helper binary with `args` (stdin kept open: it runs until
 /// dropped) and returns it with the first line it prints.
 pub async fn first_line_of(program: &str, args: &[&str]) -> (tokio::process::Child, String) {
