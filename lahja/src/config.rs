@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::RequestId;
+
 /// Where an endpoint listens: its name and its Unix socket path.
 ///
 /// ```
@@ -137,12 +139,6 @@ impl Default for EndpointOptions {
     }
 }
 
-/// The identity of one outgoing request, unique per endpoint.
-///
-/// It appears in [`BroadcastConfig::filter_event_id`] of a response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RequestId(pub(crate) u64);
-
 /// How one broadcast is routed.
 ///
 /// The default reaches every subscribed endpoint, the sender included, and
@@ -166,6 +162,9 @@ pub struct BroadcastConfig {
     /// endpoint named by `filter_endpoint` (this endpoint when unset),
     /// regardless of subscriptions, and never to ordinary subscribers. Use
     /// [`IncomingRequest::config`](crate::IncomingRequest::config).
+    ///
+    /// Despite its name (kept from lahja) it holds a *request* ID, not an
+    /// event ID.
     pub filter_event_id: Option<RequestId>,
     /// Never leave this process.
     pub internal: bool,

@@ -1,4 +1,4 @@
-//! [`Endpoint`]: the typed API over the shared core.
+//! [`Endpoint`]: the typed API over the bus core.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -9,12 +9,11 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::request::{Ticket, into_response};
-use crate::shared::Shared;
-use crate::sink::{CallbackSink, RequestSink, StreamSink};
+use crate::bus::{Condition, Core, Signal, SinkKind};
+use crate::sinks::{CallbackSink, RequestSink, StreamSink};
 use crate::{
     BroadcastConfig, ConnectionConfig, EndpointOptions, Error, Event, EventId, EventStream,
-    OriginStream, Request, RequestStream, Result, Subscription, connection, listener, registry,
+    OriginStream, Request, RequestStream, Result, Subscription, registry, transport,
 };
 
 /// A named participant of the bus.
@@ -52,15 +51,15 @@ pub struct Endpoint {
 }
 
 /// The user-facing owner: when the last clone goes, the endpoint stops.
-/// Internal guards and tasks hold `Shared`, never this.
+/// Internal guards and tasks hold the `Core`, never this.
 struct Handle {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
     ipc_path: Option<PathBuf>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.shared.shutdown();
+        self.core.shutdown();
     }
 }
 
@@ -74,8 +73,8 @@ impl fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.handle.shared
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.handle.core
     }
 
     /// Starts a running endpoint that does not listen for connections.
@@ -122,18 +121,13 @@ impl Endpoint {
         registry::check()?;
         options.stream_capacity = options.stream_capacity.max(1);
         options.max_concurrent_handlers = options.max_concurrent_handlers.max(1);
-        let shared = Shared::new(name.into(), options);
+        let core = Core::new(name.into(), options);
         if let Some(path) = &serve_at {
-            // Binding waits on a lock file and probes a socket: off the runtime.
-            let path = path.clone();
-            let bound = tokio::task::spawn_blocking(move || listener::bind(&path))
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-            shared.start_serving(bound)?;
+            transport::serve(&core, path.clone()).await?;
         }
         Ok(Endpoint {
             handle: Arc::new(Handle {
-                shared,
+                core,
                 ipc_path: serve_at,
             }),
         })
@@ -195,9 +189,9 @@ impl Endpoint {
         &self,
         configs: impl IntoIterator<Item = ConnectionConfig>,
     ) -> Result<()> {
-        let shared = self.shared();
-        if !shared.is_running() {
-            return Err(shared.lifecycle("cannot connect"));
+        let core = self.core();
+        if !core.is_running() {
+            return Err(core.lifecycle("cannot connect"));
         }
         let configs: Vec<ConnectionConfig> = configs.into_iter().collect();
         let rejected = |config: &ConnectionConfig, reason: &str| Error::ConnectionAttemptRejected {
@@ -217,7 +211,7 @@ impl Endpoint {
         }
         let mut connecting = tokio::task::JoinSet::new();
         for config in configs {
-            connecting.spawn_on(connection::connect(shared.clone(), config), &shared.runtime);
+            connecting.spawn_on(transport::connect(core.clone(), config), &core.runtime);
         }
         let mut first_error = None;
         while let Some(result) = connecting.join_next().await {
@@ -243,7 +237,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn name(&self) -> &str {
-        &self.shared().name
+        &self.core().name
     }
 
     /// Whether the endpoint runs (false once stopped).
@@ -262,7 +256,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn is_running(&self) -> bool {
-        self.shared().is_running()
+        self.core().is_running()
     }
 
     /// Whether the endpoint listens on a socket (false once stopped).
@@ -280,7 +274,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn is_serving(&self) -> bool {
-        self.shared().is_serving()
+        self.core().is_serving()
     }
 
     /// The socket path it was told to serve on.
@@ -290,7 +284,7 @@ impl Endpoint {
 
     /// Stops at once, without flushing (what `Drop` does).
     pub(crate) fn stop_now(&self) {
-        self.shared().shutdown();
+        self.core().shutdown();
     }
 
     /// Stops the endpoint: first sends what is already queued to peers (so
@@ -299,11 +293,11 @@ impl Endpoint {
     /// streams, fails its pending requests and waits with
     /// `Error::Lifecycle`, and removes its socket file. Idempotent.
     pub async fn stop(&self) {
-        let shared = self.shared();
-        if shared.is_running() {
-            shared.flush_peers(shared.options.handshake_timeout).await;
+        let core = self.core();
+        if core.is_running() {
+            core.flush_peers(core.options.handshake_timeout).await;
         }
-        shared.shutdown();
+        core.shutdown();
     }
 
     // ----- broadcasting -------------------------------------------------
@@ -351,14 +345,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub async fn broadcast_with<E: Event>(&self, event: E, config: BroadcastConfig) -> Result<()> {
-        let shared = self.shared();
-        if let Some(request) = config.filter_event_id {
-            return shared
-                .send_response(event, config.filter_endpoint.as_deref(), request)
-                .await;
-        }
-        let route = shared.route(E::ID, E::NAME, &config)?;
-        shared.deliver(&route, &event, None, None).await
+        self.core().broadcast(event, &config).await
     }
 
     /// Broadcasts without waiting. Where a target's stream is full it
@@ -386,12 +373,7 @@ impl Endpoint {
 
     /// [`broadcast_nowait`](Self::broadcast_nowait) routed by `config`.
     pub fn broadcast_nowait_with<E: Event>(&self, event: E, config: BroadcastConfig) -> Result<()> {
-        let shared = self.shared();
-        if let Some(request) = config.filter_event_id {
-            return shared.send_response_nowait(event, config.filter_endpoint.as_deref(), request);
-        }
-        let route = shared.route(E::ID, E::NAME, &config)?;
-        shared.deliver_nowait(&route, &event)
+        self.core().broadcast_nowait(event, &config)
     }
 
     // ----- requests -----------------------------------------------------
@@ -435,31 +417,19 @@ impl Endpoint {
     pub async fn request_with<R: Request>(
         &self,
         request: R,
-        mut config: BroadcastConfig,
+        config: BroadcastConfig,
     ) -> Result<R::Response> {
-        config.filter_event_id = None;
-        let shared = self.shared();
-        let route = shared.route(R::ID, R::NAME, &config)?;
-        let (id, answer, _pending) = shared.register_request(&route);
-        let ticket = route.reaches_self().then(|| Ticket::local(id, shared));
-        shared
-            .deliver(&route, &request, ticket.as_ref(), Some(id))
-            .await?;
-        // From here on only the answerers hold the ticket: when the last one
-        // drops it unanswered, the request fails with RequestDropped.
-        drop(ticket);
-        match answer.await {
-            Ok(outcome) => into_response::<R>(outcome, self.name()),
-            Err(_) => Err(shared.lifecycle("stopped while a request was pending")),
-        }
+        self.core().request(request, &config).await
     }
 
     /// Requests of type `R` to answer, subscribed from this call on.
     ///
     /// See [`IncomingRequest`](crate::IncomingRequest) for an example.
     pub fn stream_requests<R: Request>(&self) -> RequestStream<R> {
-        let (tx, rx) = mpsc::channel(self.shared().options.stream_capacity);
-        let guard = self.shared().add_sink(R::ID, Arc::new(RequestSink { tx }));
+        let (tx, rx) = mpsc::channel(self.core().options.stream_capacity);
+        let guard = self
+            .core()
+            .add_sink(R::ID, SinkKind::Requests, Arc::new(RequestSink { tx }));
         RequestStream::new(rx, guard)
     }
 
@@ -495,14 +465,15 @@ impl Endpoint {
         F: Fn(R) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R::Response> + Send + 'static,
     {
-        let shared = self.shared();
-        let (tx, mut requests) = mpsc::channel(shared.options.stream_capacity);
-        let guard = shared.add_sink(R::ID, Arc::new(RequestSink::<R> { tx }));
-        let runtime = shared.runtime.clone();
-        let in_flight = Arc::new(Semaphore::new(shared.options.max_concurrent_handlers));
+        let core = self.core();
+        let (tx, mut requests) = mpsc::channel(core.options.stream_capacity);
+        let sink = Arc::new(RequestSink::<R> { tx });
+        let guard = core.add_sink(R::ID, SinkKind::Requests, sink);
+        let runtime = core.runtime.clone();
+        let in_flight = Arc::new(Semaphore::new(core.options.max_concurrent_handlers));
         // Ends when the subscription is dropped (the sink, and so the
         // channel's sender, goes away) or the endpoint stops.
-        shared.runtime.spawn(async move {
+        core.runtime.spawn(async move {
             loop {
                 // At most `max_concurrent_handlers` at once; past it the
                 // requests wait in the stream (backpressure).
@@ -544,7 +515,10 @@ impl Endpoint {
         let sink = CallbackSink {
             callback: Box::new(handler),
         };
-        Subscription::new(self.shared().add_sink(E::ID, Arc::new(sink)))
+        Subscription::new(
+            self.core()
+                .add_sink(E::ID, SinkKind::Events, Arc::new(sink)),
+        )
     }
 
     /// Every event of type `E` from this call on, buffered up to
@@ -552,8 +526,10 @@ impl Endpoint {
     ///
     /// See [`EventStream`] for an example.
     pub fn stream<E: Event>(&self) -> EventStream<E> {
-        let (tx, rx) = mpsc::channel(self.shared().options.stream_capacity);
-        let guard = self.shared().add_sink(E::ID, Arc::new(StreamSink { tx }));
+        let (tx, rx) = mpsc::channel(self.core().options.stream_capacity);
+        let guard = self
+            .core()
+            .add_sink(E::ID, SinkKind::Events, Arc::new(StreamSink { tx }));
         EventStream::new(rx, guard)
     }
 
@@ -588,10 +564,10 @@ impl Endpoint {
     /// ```
     pub async fn wait_for<E: Event>(&self) -> Result<E> {
         let mut events = self.stream::<E>();
-        events.next().await.ok_or_else(|| {
-            self.shared()
-                .lifecycle("stopped while waiting for an event")
-        })
+        events
+            .next()
+            .await
+            .ok_or_else(|| self.core().lifecycle("stopped while waiting for an event"))
     }
 
     // ----- connections and subscriptions --------------------------------
@@ -612,7 +588,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn get_subscribed_events(&self) -> HashSet<EventId> {
-        self.shared().state().subscribed_ids()
+        self.core().subscribed_ids()
     }
 
     /// Every connected endpoint, this one first, with its subscriptions.
@@ -626,7 +602,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn get_connected_endpoints_and_subscriptions(&self) -> Vec<(String, HashSet<EventId>)> {
-        self.shared().state().connected()
+        self.core().connected()
     }
 
     /// Whether `name` is connected (an endpoint is connected to itself).
@@ -644,7 +620,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn is_connected_to(&self, name: &str) -> bool {
-        self.shared().state().is_connected(name)
+        self.core().holds(Condition::Connected(name))
     }
 
     /// Waits until `name` is connected.
@@ -661,12 +637,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub async fn wait_until_connected_to(&self, name: &str) -> Result<()> {
-        let shared = self.shared();
-        shared
-            .wait_until(&shared.connections_changed, |state| {
-                state.is_connected(name)
-            })
-            .await
+        self.core().wait_until(Condition::Connected(name)).await
     }
 
     /// Waits for the next connection or disconnection (from the first poll
@@ -689,8 +660,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub async fn wait_until_connections_change(&self) -> Result<()> {
-        let shared = self.shared();
-        shared.wait_next(&shared.connections_changed).await
+        self.core().wait_next(Signal::Connections).await
     }
 
     /// Whether endpoint `remote` (possibly this one) subscribes to `E`.
@@ -709,7 +679,8 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn is_endpoint_subscribed_to<E: Event>(&self, remote: &str) -> bool {
-        self.shared().state().is_endpoint_subscribed(remote, E::ID)
+        self.core()
+            .holds(Condition::EndpointSubscribed(remote, E::ID))
     }
 
     /// Whether any connected endpoint, this one included, subscribes to `E`.
@@ -728,7 +699,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn is_any_endpoint_subscribed_to<E: Event>(&self) -> bool {
-        self.shared().state().is_any_subscribed(E::ID)
+        self.core().holds(Condition::AnySubscribed(E::ID))
     }
 
     /// Whether every connected endpoint subscribes to `E` (this one only
@@ -747,9 +718,8 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn are_all_endpoints_subscribed_to<E: Event>(&self, include_self: bool) -> bool {
-        self.shared()
-            .state()
-            .are_all_subscribed(E::ID, include_self)
+        self.core()
+            .holds(Condition::AllSubscribed(E::ID, include_self))
     }
 
     /// Waits until endpoint `remote` subscribes to `E`.
@@ -767,21 +737,15 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub async fn wait_until_endpoint_subscribed_to<E: Event>(&self, remote: &str) -> Result<()> {
-        let shared = self.shared();
-        shared
-            .wait_until(&shared.subscriptions_changed, |state| {
-                state.is_endpoint_subscribed(remote, E::ID)
-            })
+        self.core()
+            .wait_until(Condition::EndpointSubscribed(remote, E::ID))
             .await
     }
 
     /// Waits until any connected endpoint, this one included, subscribes to `E`.
     pub async fn wait_until_any_endpoint_subscribed_to<E: Event>(&self) -> Result<()> {
-        let shared = self.shared();
-        shared
-            .wait_until(&shared.subscriptions_changed, |state| {
-                state.is_any_subscribed(E::ID)
-            })
+        self.core()
+            .wait_until(Condition::AnySubscribed(E::ID))
             .await
     }
 
@@ -804,11 +768,8 @@ impl Endpoint {
         &self,
         include_self: bool,
     ) -> Result<()> {
-        let shared = self.shared();
-        shared
-            .wait_until(&shared.subscriptions_changed, |state| {
-                state.are_all_subscribed(E::ID, include_self)
-            })
+        self.core()
+            .wait_until(Condition::AllSubscribed(E::ID, include_self))
             .await
     }
 
@@ -835,8 +796,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub async fn wait_until_endpoint_subscriptions_change(&self) -> Result<()> {
-        let shared = self.shared();
-        shared.wait_next(&shared.subscriptions_changed).await
+        self.core().wait_next(Signal::Subscriptions).await
     }
 
     /// How many of this endpoint's requests are waiting for an answer
@@ -854,6 +814,6 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     pub fn pending_requests(&self) -> usize {
-        self.shared().state().pending_count()
+        self.core().pending_count()
     }
 }

@@ -1,4 +1,5 @@
-//! The [`Event`] and [`Request`] traits and the wire identity [`EventId`].
+//! The [`Event`] and [`Request`] traits and the wire identities:
+//! [`EventId`] of a type, [`RequestId`] of one request.
 
 use std::fmt;
 
@@ -147,3 +148,9 @@ pub(crate) const fn fnv1a64(bytes: &[u8]) -> u64 {
     }
     hash
 }
+
+/// The identity of one outgoing request, unique per endpoint.
+///
+/// It appears in [`BroadcastConfig::filter_event_id`](crate::BroadcastConfig::filter_event_id) of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId(pub(crate) u64);

@@ -150,33 +150,39 @@
 #[cfg(test)]
 extern crate self as lahja;
 
-pub mod blocking;
-mod codec;
+// The layers, bottom up (imports only go down; see docs/ARCHITECTURE.md):
+// the vocabulary; the body codec and the registry; the wire; links; the
+// bus core; the transport; the typed facade.
 mod config;
-mod connection;
-mod endpoint;
 mod error;
 mod event;
-mod id_map;
-mod listener;
-mod outgoing;
+
+mod codec;
 pub mod registry;
+
+mod wire;
+
+mod link;
+
+mod bus;
+
+mod transport;
+
+pub mod blocking;
+mod endpoint;
 mod request;
-mod scratch;
-mod shared;
-mod sink;
+mod sinks;
 mod stream;
 mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod wire;
 
 pub use config::{
-    BroadcastConfig, ConnectionConfig, EndpointOptions, MAX_NAME_BYTES, RequestId, validate_name,
+    BroadcastConfig, ConnectionConfig, EndpointOptions, MAX_NAME_BYTES, validate_name,
 };
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
-pub use event::{Event, EventId, Request};
+pub use event::{Event, EventId, Request, RequestId};
 pub use request::IncomingRequest;
 pub use stream::{EventStream, OriginStream, RequestStream};
 pub use subscription::Subscription;

@@ -13,7 +13,7 @@ use futures_core::Stream;
 use tokio::sync::mpsc;
 
 use crate::IncomingRequest;
-use crate::shared::SinkGuard;
+use crate::bus::SinkGuard;
 
 /// Events of type `E`, from [`Endpoint::stream`](crate::Endpoint::stream).
 ///
@@ -36,26 +36,24 @@ use crate::shared::SinkGuard;
 /// # Ok(()) }
 /// ```
 pub struct EventStream<E> {
-    rx: mpsc::Receiver<(Arc<str>, E)>,
-    guard: SinkGuard,
+    inner: Subscribed<(Arc<str>, E)>,
 }
 
 impl<E> EventStream<E> {
     pub(crate) fn new(rx: mpsc::Receiver<(Arc<str>, E)>, guard: SinkGuard) -> Self {
-        EventStream { rx, guard }
+        EventStream {
+            inner: Subscribed { rx, guard },
+        }
     }
 
     /// The next event, or `None` once the endpoint stopped.
     pub async fn next(&mut self) -> Option<E> {
-        self.rx.recv().await.map(|(_, event)| event)
+        self.inner.rx.recv().await.map(|(_, event)| event)
     }
 
     /// Also yield the name of the endpoint that sent each event.
     pub fn with_origin(self) -> OriginStream<E> {
-        OriginStream {
-            rx: self.rx,
-            guard: self.guard,
-        }
+        OriginStream { inner: self.inner }
     }
 }
 
@@ -63,6 +61,7 @@ impl<E> Stream for EventStream<E> {
     type Item = E;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<E>> {
         self.get_mut()
+            .inner
             .rx
             .poll_recv(cx)
             .map(|item| item.map(|(_, event)| event))
@@ -71,10 +70,7 @@ impl<E> Stream for EventStream<E> {
 
 impl<E> fmt::Debug for EventStream<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventStream")
-            .field("event_id", &self.guard.event_id())
-            .field("buffered", &self.rx.len())
-            .finish()
+        self.inner.describe("EventStream", f)
     }
 }
 
@@ -98,30 +94,26 @@ impl<E> fmt::Debug for EventStream<E> {
 /// # Ok(()) }
 /// ```
 pub struct OriginStream<E> {
-    rx: mpsc::Receiver<(Arc<str>, E)>,
-    guard: SinkGuard,
+    inner: Subscribed<(Arc<str>, E)>,
 }
 
 impl<E> OriginStream<E> {
     /// The next `(origin, event)`, or `None` once the endpoint stopped.
     pub async fn next(&mut self) -> Option<(Arc<str>, E)> {
-        self.rx.recv().await
+        self.inner.rx.recv().await
     }
 }
 
 impl<E> Stream for OriginStream<E> {
     type Item = (Arc<str>, E);
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().rx.poll_recv(cx)
+        self.get_mut().inner.rx.poll_recv(cx)
     }
 }
 
 impl<E> fmt::Debug for OriginStream<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OriginStream")
-            .field("event_id", &self.guard.event_id())
-            .field("buffered", &self.rx.len())
-            .finish()
+        self.inner.describe("OriginStream", f)
     }
 }
 
@@ -130,31 +122,45 @@ impl<E> fmt::Debug for OriginStream<E> {
 ///
 /// See [`IncomingRequest`] for an example.
 pub struct RequestStream<R> {
-    rx: mpsc::Receiver<IncomingRequest<R>>,
-    guard: SinkGuard,
+    inner: Subscribed<IncomingRequest<R>>,
 }
 
 impl<R> RequestStream<R> {
     pub(crate) fn new(rx: mpsc::Receiver<IncomingRequest<R>>, guard: SinkGuard) -> Self {
-        RequestStream { rx, guard }
+        RequestStream {
+            inner: Subscribed { rx, guard },
+        }
     }
 
     /// The next request, or `None` once the endpoint stopped.
     pub async fn next(&mut self) -> Option<IncomingRequest<R>> {
-        self.rx.recv().await
+        self.inner.rx.recv().await
     }
 }
 
 impl<R> Stream for RequestStream<R> {
     type Item = IncomingRequest<R>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().rx.poll_recv(cx)
+        self.get_mut().inner.rx.poll_recv(cx)
     }
 }
 
 impl<R> fmt::Debug for RequestStream<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestStream")
+        self.inner.describe("RequestStream", f)
+    }
+}
+
+/// What every stream holds: the channel its sink fills, and the guard
+/// that unsubscribes when the stream is dropped.
+struct Subscribed<T> {
+    rx: mpsc::Receiver<T>,
+    guard: SinkGuard,
+}
+
+impl<T> Subscribed<T> {
+    fn describe(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
             .field("event_id", &self.guard.event_id())
             .field("buffered", &self.rx.len())
             .finish()

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::shared::SinkGuard;
+use crate::bus::SinkGuard;
 
 /// Keeps a [`subscribe`](crate::Endpoint::subscribe) callback or a
 /// [`handle_requests`](crate::Endpoint::handle_requests) handler registered.

@@ -1,23 +1,20 @@
-//! Listening on a Unix socket: safe binding (never steal a live socket,
-//! reclaim a stale one), permissions, the accept loop, and removal.
+//! The socket file: safe binding (never steal a live socket, reclaim a
+//! stale one), permissions, and removal.
 
+use crate::{Error, Result, config};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use crate::shared::Shared;
-use crate::{Error, Result, config, connection};
 
 /// A bound socket file, identified so that only our own file is removed.
-pub(crate) struct Bound {
-    pub(crate) listener: std::os::unix::net::UnixListener,
-    pub(crate) socket: SocketFile,
+pub(super) struct Bound {
+    pub(super) listener: std::os::unix::net::UnixListener,
+    pub(super) socket: SocketFile,
 }
 
 /// The socket file of a serving endpoint.
 #[derive(Debug)]
-pub(crate) struct SocketFile {
-    pub(crate) path: PathBuf,
+pub(super) struct SocketFile {
+    path: PathBuf,
     device: u64,
     inode: u64,
 }
@@ -29,7 +26,7 @@ impl SocketFile {
     /// binding there right now, and both files are left to it (it
     /// reclaims our socket as stale; unlinking without the lock could
     /// remove the socket it just bound).
-    pub(crate) fn remove(&self) {
+    pub(super) fn remove(&self) {
         let Some(lock) = ReclaimLock::try_take(&self.path) else {
             return;
         };
@@ -53,7 +50,7 @@ fn bind_error(path: &Path, reason: impl Into<String>) -> Error {
 /// reclaims a stale socket file, refuses a live one or any other file,
 /// and creates the socket with mode 0600 from the start. Blocking (it
 /// waits for the reclaim lock): call it off the runtime.
-pub(crate) fn bind(path: &Path) -> Result<Bound> {
+pub(super) fn bind(path: &Path) -> Result<Bound> {
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(folder) = folder {
         if folder == config::runtime_dir() {
@@ -264,24 +261,6 @@ fn private_folder(folder: &Path) -> std::result::Result<(), String> {
             .map_err(|e| format!("cannot make {} private: {e}", folder.display()))?;
     }
     Ok(())
-}
-
-/// Accepts connections until aborted; each handshake runs in its own task.
-pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::UnixListener) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                shared
-                    .runtime
-                    .spawn(connection::accept(shared.clone(), stream));
-            }
-            Err(error) => {
-                // EMFILE and friends: wait a little instead of spinning.
-                tracing::warn!(endpoint = %shared.name, %error, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

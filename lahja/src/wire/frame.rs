@@ -9,13 +9,11 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::{Error, EventId, Result, codec, registry};
 
-pub(crate) const PROTOCOL_VERSION: u16 = 2;
-pub(crate) const MAGIC: [u8; 4] = *b"LAHJ";
 pub(crate) const LEN_BYTES: usize = 4;
 pub(crate) const HEADER_BYTES: usize = 18;
 pub(crate) const FLAG_COMPRESSED: u8 = 0x01;
@@ -292,149 +290,8 @@ pub(crate) fn append_encoded<T: Serialize>(
     })
 }
 
-/// The first message on a connection, from both sides.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Hello {
-    /// The sender's endpoint name.
-    pub(crate) name: String,
-    /// Every event type the sender knows: (ID, schema fingerprint, format
-    /// fingerprint; 0 where the format could not be traced).
-    pub(crate) events: Vec<(u64, u64, u64)>,
-    /// The IDs the sender is subscribed to.
-    pub(crate) subscriptions: Vec<u64>,
-}
-
-/// Why a server refused a connection (sent instead of its hello).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Reject {
-    Refused {
-        reason: String,
-    },
-    SchemaMismatch {
-        event: String,
-        server_schema: u64,
-        client_schema: u64,
-    },
-}
-
-/// A hello body: magic and version in fixed bytes (so any future version
-/// can still be told apart), then the encoded [`Hello`].
-pub(crate) fn append_hello(out: &mut Vec<u8>, hello: &Hello, limits: Limits) -> Result<()> {
-    append_frame(out, Kind::Hello, EventId::from_u64(0), 0, limits, |out| {
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-        codec::encode_into(hello, out)
-    })
-}
-
-/// Reads a hello body; a wrong magic or version is a clear refusal reason.
-pub(crate) fn parse_hello(body: &[u8]) -> std::result::Result<Hello, String> {
-    let Some((magic, rest)) = body.split_first_chunk::<4>() else {
-        return Err("hello too short".into());
-    };
-    if *magic != MAGIC {
-        return Err("not a lahja hello (bad magic)".into());
-    }
-    let Some((version, rest)) = rest.split_first_chunk::<2>() else {
-        return Err("hello too short".into());
-    };
-    let version = u16::from_le_bytes(*version);
-    if version != PROTOCOL_VERSION {
-        return Err(format!(
-            "protocol version {version} is not supported (this endpoint speaks {PROTOCOL_VERSION})"
-        ));
-    }
-    codec::decode(rest).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
-mod properties {
-    //! The decoder over arbitrary input: never panics, and valid frames cut
-    //! into arbitrary chunks decode to the same frames.
-
-    use super::*;
-    use proptest::prelude::*;
-
-    const LIMITS: Limits = Limits {
-        compress_above: 48,
-        max_frame: 1 << 16,
-    };
-
-    /// A decoded frame: kind, event id, request id, decompressed body.
-    type Decoded = (Kind, u64, u64, Vec<u8>);
-
-    /// Feeds `bytes` in chunks cut at `cuts`, collecting frames until the
-    /// input ends or a violation stops it.
-    fn decode_all(bytes: &[u8], cuts: &[usize]) -> (Vec<Decoded>, Option<Violation>) {
-        let mut frames = FrameBuffer::new(LIMITS.max_frame);
-        let mut out = Vec::new();
-        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-        points.push(bytes.len());
-        points.sort_unstable();
-        let mut start = 0;
-        for end in points {
-            frames.extend(&bytes[start..end]);
-            start = end;
-            loop {
-                match frames.next_frame() {
-                    Ok(Some(frame)) => match body(&frame, LIMITS.max_frame) {
-                        Ok(b) => out.push((
-                            frame.kind,
-                            frame.event_id.as_u64(),
-                            frame.request_id,
-                            b.into_owned(),
-                        )),
-                        Err(violation) => return (out, Some(violation)),
-                    },
-                    Ok(None) => break,
-                    Err(violation) => return (out, Some(violation)),
-                }
-            }
-        }
-        (out, None)
-    }
-
-    fn kind() -> impl Strategy<Value = Kind> {
-        prop_oneof![
-            Just(Kind::Subscriptions),
-            Just(Kind::Event),
-            Just(Kind::Request),
-            Just(Kind::Response),
-            Just(Kind::Dropped),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048),
-                                       cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
-            let _ = decode_all(&bytes, &cuts);
-        }
-
-        #[test]
-        fn valid_frames_survive_any_chunking(
-            messages in proptest::collection::vec(
-                (kind(), any::<u64>(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..300)),
-                1..12,
-            ),
-            cuts in proptest::collection::vec(any::<usize>(), 0..16),
-        ) {
-            let mut bytes = Vec::new();
-            let mut expected = Vec::new();
-            for (kind, event_id, request_id, payload) in &messages {
-                append_encoded(&mut bytes, *kind, EventId::from_u64(*event_id), *request_id, LIMITS, payload).unwrap();
-                let mut body = Vec::new();
-                codec::encode_into(payload, &mut body).unwrap();
-                expected.push((*kind, *event_id, *request_id, body));
-            }
-            let (decoded, violation) = decode_all(&bytes, &cuts);
-            prop_assert_eq!(violation, None);
-            prop_assert_eq!(decoded, expected);
-        }
-    }
-}
+mod properties;
 
 #[cfg(test)]
 mod tests {
@@ -564,29 +421,5 @@ mod tests {
             })
         ));
         assert_eq!(out, vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn hello_checks_magic_and_version() {
-        let hello = Hello {
-            name: "a".into(),
-            events: vec![(1, 2, 3)],
-            subscriptions: vec![3],
-        };
-        let mut out = Vec::new();
-        append_hello(&mut out, &hello, LIMITS).unwrap();
-        let mut frames = FrameBuffer::new(LIMITS.max_frame);
-        frames.extend(&out);
-        let frame = frames.next_frame().unwrap().unwrap();
-        assert_eq!(parse_hello(frame.body).unwrap(), hello);
-
-        let mut wrong_version = frame.body.to_vec();
-        wrong_version[4] = 9;
-        assert!(
-            parse_hello(&wrong_version)
-                .unwrap_err()
-                .contains("version 9")
-        );
-        assert!(parse_hello(b"HTTP/1.1").unwrap_err().contains("magic"));
     }
 }

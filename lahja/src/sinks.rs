@@ -1,47 +1,18 @@
-//! Local subscribers behind one untyped interface.
+//! The typed local subscribers behind the core's untyped [`Sink`].
 //!
 //! Each sink was made by a typed call (`stream::<E>()`, `subscribe::<E>()`,
 //! `stream_requests::<R>()`), so it knows its type and downcasts the event
 //! it is offered. Local events are cloned, never encoded.
 
 use std::any::Any;
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::request::{IncomingRequest, Ticket};
+use crate::IncomingRequest;
+use crate::bus::{Delivery, Offer, Sink, Ticket, WaitForRoom};
 use crate::{Event, Request, Result, codec};
-
-/// One event offered to the sinks of its ID.
-pub(crate) struct Delivery<'a> {
-    /// The name of the endpoint that sent it.
-    pub(crate) origin: &'a Arc<str>,
-    /// The event, of the sink's type (the router matched the ID).
-    pub(crate) event: &'a (dyn Any + Send + Sync),
-    /// Set when the event is a request made with `request()`.
-    pub(crate) ticket: Option<&'a Arc<Ticket>>,
-}
-
-/// The outcome of offering an event without waiting.
-pub(crate) enum Offer {
-    Delivered,
-    /// The sink's buffer is full; [`Sink::deliver`] would wait for room.
-    Full,
-}
-
-pub(crate) type WaitForRoom<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-
-pub(crate) trait Sink: Send + Sync {
-    /// Decodes a body of this sink's type (once per frame, for all sinks).
-    fn decode(&self, body: &[u8]) -> Result<Box<dyn Any + Send + Sync>>;
-    /// Delivers if there is room; never waits.
-    fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer;
-    /// Delivers, waiting for room (the slow path, after `Full`).
-    fn deliver<'a>(&'a self, delivery: &'a Delivery<'a>) -> WaitForRoom<'a>;
-}
 
 fn downcast<E: Event>(delivery: &Delivery<'_>) -> E {
     match delivery.event.downcast_ref::<E>() {
@@ -116,8 +87,8 @@ impl<E: Event> Sink for CallbackSink<E> {
 }
 
 /// A bounded channel of answerable requests: `stream_requests` and
-/// `handle_requests`. A plain broadcast of the request type (no ticket)
-/// cannot be answered and is not offered here.
+/// `handle_requests`. The router offers it only requests with a ticket
+/// (a plain broadcast of the request type cannot be answered).
 pub(crate) struct RequestSink<R> {
     pub(crate) tx: mpsc::Sender<IncomingRequest<R>>,
 }
@@ -135,7 +106,7 @@ impl<R: Request> Sink for RequestSink<R> {
 
     fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer {
         let Some(ticket) = delivery.ticket else {
-            return Offer::Delivered;
+            return Offer::Delivered; // not offered: see `router::takes`
         };
         match self.tx.try_reserve() {
             Ok(permit) => {

@@ -1,146 +1,18 @@
-//! One connection to a peer: the handshake, the reader task that
-//! dispatches incoming frames, and the writer task behind [`Outgoing`].
+//! The socket handshake, both sides: hellos are exchanged and checked
+//! (name, protocol version, schemas, the peer's user) before a link is
+//! registered with the core and its session started.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::Notify;
-use tokio::task::{AbortHandle, JoinHandle};
 
-use crate::outgoing::Outgoing;
-use crate::shared::Shared;
+use super::session::SocketSession;
+use crate::bus::{Core, Greeting};
+use crate::link::Link;
 use crate::wire::{self, FrameBuffer, Kind, Reject};
 use crate::{ConnectionConfig, Error, Result, registry};
-
-/// A registered peer connection.
-pub(crate) struct Connection {
-    pub(crate) name: Arc<str>,
-    pub(crate) outgoing: Outgoing,
-    tasks: Mutex<Tasks>,
-    /// Signalled once the tasks are started (see [`flush`](Self::flush)).
-    started: Notify,
-    /// Warnings logged about this peer so far.
-    warnings: AtomicU32,
-}
-
-/// Whether to log one more warning about a peer.
-pub(crate) enum Warning {
-    Log,
-    /// The last one logged; say that more are suppressed.
-    Last,
-    Quiet,
-}
-
-/// Warnings logged per connection before the rest go to `debug`.
-const WARNINGS_PER_CONNECTION: u32 = 8;
-
-#[derive(Default)]
-struct Tasks {
-    reader: Option<AbortHandle>,
-    writer: Option<JoinHandle<()>>,
-    writer_abort: Option<AbortHandle>,
-    started: bool,
-    aborted: bool,
-}
-
-impl Connection {
-    pub(crate) fn new(name: Arc<str>, queue_bytes: usize) -> Arc<Self> {
-        Arc::new(Connection {
-            name,
-            outgoing: Outgoing::new(queue_bytes),
-            tasks: Mutex::new(Tasks::default()),
-            started: Notify::new(),
-            warnings: AtomicU32::new(0),
-        })
-    }
-
-    /// Counts a warning about this peer: a hostile peer cannot flood the log.
-    pub(crate) fn warning(&self) -> Warning {
-        match self.warnings.fetch_add(1, Ordering::Relaxed) {
-            n if n < WARNINGS_PER_CONNECTION - 1 => Warning::Log,
-            n if n == WARNINGS_PER_CONNECTION - 1 => Warning::Last,
-            _ => Warning::Quiet,
-        }
-    }
-
-    fn tasks(&self) -> std::sync::MutexGuard<'_, Tasks> {
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Spawns the reader and writer tasks of a registered connection.
-    pub(crate) fn start(
-        self: &Arc<Self>,
-        shared: &Arc<Shared>,
-        read: OwnedReadHalf,
-        write: OwnedWriteHalf,
-        frames: FrameBuffer,
-    ) {
-        let write = Arc::new(write);
-        self.outgoing.attach(write.clone());
-        let writer = shared.runtime.spawn({
-            let connection = self.clone();
-            async move { connection.outgoing.run_writer(write).await }
-        });
-        let reader = shared
-            .runtime
-            .spawn(read_loop(shared.clone(), self.clone(), read, frames));
-        let mut tasks = self.tasks();
-        tasks.reader = Some(reader.abort_handle());
-        tasks.writer_abort = Some(writer.abort_handle());
-        tasks.writer = Some(writer);
-        tasks.started = true;
-        self.started.notify_waiters();
-        if tasks.aborted {
-            drop(tasks);
-            self.abort();
-        }
-    }
-
-    /// Closes the connection at once: queued frames are discarded.
-    pub(crate) fn abort(&self) {
-        self.outgoing.close();
-        let mut tasks = self.tasks();
-        tasks.aborted = true;
-        for task in [tasks.reader.take(), tasks.writer_abort.take()]
-            .into_iter()
-            .flatten()
-        {
-            task.abort();
-        }
-        tasks.writer = None;
-    }
-
-    /// Sends what is queued (waiting at most `patience`), then closes the
-    /// write side; the reader goes on until the peer closes or `abort`.
-    ///
-    /// A peer is registered (and may be sent events) a moment before its
-    /// tasks start: flushing then waits for the writer to exist, or the
-    /// frames queued meanwhile would be dropped by the stop that follows.
-    pub(crate) async fn flush(&self, patience: Duration) {
-        let deadline = tokio::time::Instant::now() + patience;
-        self.outgoing.close();
-        let writer = loop {
-            let started = self.started.notified();
-            tokio::pin!(started);
-            started.as_mut().enable();
-            {
-                let mut tasks = self.tasks();
-                if tasks.started || tasks.aborted {
-                    break tasks.writer.take();
-                }
-            }
-            if tokio::time::timeout_at(deadline, started).await.is_err() {
-                return;
-            }
-        };
-        if let Some(writer) = writer {
-            let _ = tokio::time::timeout_at(deadline, writer).await;
-        }
-    }
-}
 
 /// Reads one frame during the handshake, decompressed: a program with a
 /// few hundred event types has a hello large enough to be compressed.
@@ -251,13 +123,13 @@ fn check_server(stream: &UnixStream) -> std::result::Result<(), String> {
 
 /// Connects to `config` (retrying until `connect_timeout`) and completes
 /// the client side of the handshake.
-pub(crate) async fn connect(shared: Arc<Shared>, config: ConnectionConfig) -> Result<()> {
+pub(super) async fn connect(core: Arc<Core>, config: ConnectionConfig) -> Result<()> {
     crate::validate_name(&config.name)?;
     let rejected = |reason: String| Error::ConnectionAttemptRejected {
         endpoint: config.name.clone(),
         reason,
     };
-    let patience = shared.options.connect_timeout;
+    let patience = core.options.connect_timeout;
     let deadline = tokio::time::Instant::now() + patience;
     let mut backoff = Duration::from_millis(5);
     let stream = loop {
@@ -288,8 +160,8 @@ pub(crate) async fn connect(shared: Arc<Shared>, config: ConnectionConfig) -> Re
     check_server(&stream).map_err(rejected)?;
     let (mut read, mut write) = stream.into_split();
     let mut hello = Vec::new();
-    wire::append_hello(&mut hello, &shared.hello(), shared.limits())?;
-    let patience = shared.options.handshake_timeout;
+    wire::append_hello(&mut hello, &core.hello(), core.limits())?;
+    let patience = core.options.handshake_timeout;
     tokio::time::timeout(
         patience,
         tokio::io::AsyncWriteExt::write_all(&mut write, &hello),
@@ -299,7 +171,7 @@ pub(crate) async fn connect(shared: Arc<Shared>, config: ConnectionConfig) -> Re
         rejected("the server did not take our hello within the handshake timeout".into())
     })??;
 
-    let max_frame = shared.options.max_frame_bytes;
+    let max_frame = core.options.max_frame_bytes;
     let mut frames = FrameBuffer::new(max_frame);
     let reply = tokio::time::timeout(patience, read_first(&mut frames, &mut read, max_frame))
         .await
@@ -341,16 +213,15 @@ pub(crate) async fn connect(shared: Arc<Shared>, config: ConnectionConfig) -> Re
             remote,
         });
     }
-    let connection = Connection::new(peer.name.into(), shared.options.queue_bytes);
-    shared
-        .register_peer(&connection, &peer.subscriptions, false)
+    let (session, link) = new_link(&core, peer.name);
+    core.register_peer(&link, &peer.subscriptions, Greeting::Subscriptions)
         .map_err(rejected)?;
-    connection.start(&shared, read, write, frames);
+    session.start(&core, &link, read, write, frames);
     Ok(())
 }
 
 /// The server side of the handshake for one accepted socket.
-pub(crate) async fn accept(shared: Arc<Shared>, stream: UnixStream) {
+pub(super) async fn accept(core: Arc<Core>, stream: UnixStream) {
     // Until its hello names it, a peer is known by its process id.
     let pid = stream
         .peer_cred()
@@ -358,10 +229,10 @@ pub(crate) async fn accept(shared: Arc<Shared>, stream: UnixStream) {
         .and_then(|cred| cred.pid())
         .unwrap_or(0);
     let (mut read, write) = stream.into_split();
-    let max_frame = shared.options.max_frame_bytes;
+    let max_frame = core.options.max_frame_bytes;
     let mut frames = FrameBuffer::new(max_frame);
     let first = tokio::time::timeout(
-        shared.options.handshake_timeout,
+        core.options.handshake_timeout,
         read_first(&mut frames, &mut read, max_frame),
     )
     .await;
@@ -377,16 +248,16 @@ pub(crate) async fn accept(shared: Arc<Shared>, stream: UnixStream) {
     let peer = match hello {
         Ok(peer) => peer,
         Err(reason) => {
-            tracing::warn!(endpoint = %shared.name, peer_pid = pid, %reason, "dropping a connection that did not say hello");
-            refuse(write, &shared, Reject::Refused { reason }).await;
+            tracing::warn!(endpoint = %core.name, peer_pid = pid, %reason, "dropping a connection that did not say hello");
+            refuse(write, &core, Reject::Refused { reason }).await;
             return;
         }
     };
     if let Some((event, local, remote)) = schema_mismatch(&peer.events) {
-        tracing::warn!(endpoint = %shared.name, peer = %peer.name, peer_pid = pid, %event, "refusing a peer with another schema");
+        tracing::warn!(endpoint = %core.name, peer = %peer.name, peer_pid = pid, %event, "refusing a peer with another schema");
         refuse(
             write,
-            &shared,
+            &core,
             Reject::SchemaMismatch {
                 event,
                 server_schema: local,
@@ -396,63 +267,30 @@ pub(crate) async fn accept(shared: Arc<Shared>, stream: UnixStream) {
         .await;
         return;
     }
-    let connection = Connection::new(peer.name.into(), shared.options.queue_bytes);
-    match shared.register_peer(&connection, &peer.subscriptions, true) {
-        Ok(()) => connection.start(&shared, read, write, frames),
+    let (session, link) = new_link(&core, peer.name);
+    match core.register_peer(&link, &peer.subscriptions, Greeting::Hello) {
+        Ok(()) => session.start(&core, &link, read, write, frames),
         Err(reason) => {
-            tracing::warn!(endpoint = %shared.name, peer = %connection.name, %reason, "refusing a connection");
-            refuse(write, &shared, Reject::Refused { reason }).await;
+            tracing::warn!(endpoint = %core.name, peer = %link.name, %reason, "refusing a connection");
+            refuse(write, &core, Reject::Refused { reason }).await;
         }
     }
+}
+
+/// A link to peer `name` carried by a socket session not yet started.
+fn new_link(core: &Core, name: String) -> (Arc<SocketSession>, Arc<Link>) {
+    let session = Arc::new(SocketSession::default());
+    let link = Link::new(name.into(), core.options.queue_bytes, session.clone());
+    (session, link)
 }
 
 /// Tells a refused client why, then closes; a client that does not read
 /// gets at most `handshake_timeout` of patience.
-async fn refuse(mut write: OwnedWriteHalf, shared: &Shared, reject: Reject) {
+async fn refuse(mut write: OwnedWriteHalf, core: &Core, reject: Reject) {
     let mut frame = Vec::new();
     let zero = crate::EventId::from_u64(0);
-    if wire::append_encoded(&mut frame, Kind::Reject, zero, 0, shared.limits(), &reject).is_ok() {
+    if wire::append_encoded(&mut frame, Kind::Reject, zero, 0, core.limits(), &reject).is_ok() {
         let send = tokio::io::AsyncWriteExt::write_all(&mut write, &frame);
-        let _ = tokio::time::timeout(shared.options.handshake_timeout, send).await;
+        let _ = tokio::time::timeout(core.options.handshake_timeout, send).await;
     }
-}
-
-/// Dispatches frames until the peer closes or violates the protocol, then
-/// removes the peer.
-async fn read_loop(
-    shared: Arc<Shared>,
-    connection: Arc<Connection>,
-    mut read: OwnedReadHalf,
-    mut frames: FrameBuffer,
-) {
-    let outcome: std::result::Result<(), String> = 'connection: loop {
-        loop {
-            match frames.next_frame() {
-                Ok(Some(frame)) => {
-                    if let Err(violation) = shared.handle_frame(&connection, frame).await {
-                        break 'connection Err(violation.to_string());
-                    }
-                }
-                Ok(None) => break,
-                Err(violation) => break 'connection Err(violation.to_string()),
-            }
-        }
-        match frames.fill(&mut read).await {
-            Ok(0) => break Ok(()),
-            Ok(_) => {}
-            Err(error) => break Err(error.to_string()),
-        }
-    };
-    match outcome {
-        Ok(()) => {
-            tracing::debug!(endpoint = %shared.name, peer = %connection.name, "peer disconnected")
-        }
-        Err(reason) => tracing::warn!(
-            endpoint = %shared.name,
-            peer = %connection.name,
-            %reason,
-            "closing the connection"
-        ),
-    }
-    shared.remove_peer(&connection);
 }

@@ -1,0 +1,275 @@
+//! Delivery: handing one event to the targets the router chose.
+//!
+//! The frame is encoded once for all peers and offered to each without
+//! waiting; local sinks get a clone; then, unless told not to wait, the
+//! delivery waits for room where a queue or stream was full.
+
+use std::sync::Arc;
+
+use super::Core;
+use super::requests::{GaveUp, Outcome, Reply, ReplyValue, Ticket};
+use super::router::{self, Plan, Requester, Route};
+use super::subscribers::{Delivery, Offer, SinkEntry};
+use crate::link::{self, Link, TryPushError};
+use crate::wire::{self, Kind, scratch};
+use crate::{BroadcastConfig, Error, Event, EventId, RequestId, Result};
+
+/// Remote targets that are still owed a frame after the offer.
+struct Unsent {
+    frame: Vec<u8>,
+    links: Vec<Arc<Link>>,
+}
+
+impl Core {
+    /// The targets of an `E` routed by `config`; refused once stopped.
+    pub(super) fn route<E: Event>(&self, config: &BroadcastConfig) -> Result<Route> {
+        let state = self.state();
+        if !self.is_running() {
+            return Err(self.lifecycle("cannot broadcast"));
+        }
+        router::targets(
+            &self.name,
+            &state.sinks,
+            &state.peers,
+            E::ID,
+            E::NAME,
+            config,
+        )
+    }
+
+    /// `broadcast_with`: a broadcast, or a response when `config` says so.
+    pub(crate) async fn broadcast<E: Event>(
+        &self,
+        event: E,
+        config: &BroadcastConfig,
+    ) -> Result<()> {
+        match router::plan(config) {
+            Plan::Respond { requester, request } => match self.requester(requester)? {
+                Some(to) => self.respond(&to, event, request).await,
+                None => Ok(()),
+            },
+            Plan::Broadcast => {
+                let route = self.route::<E>(config)?;
+                self.deliver(&route, &event, None, None).await
+            }
+        }
+    }
+
+    /// `broadcast_nowait_with`: like [`broadcast`](Self::broadcast), but
+    /// a full target is `QueueFull` (naming the first) instead of a wait.
+    pub(crate) fn broadcast_nowait<E: Event>(
+        &self,
+        event: E,
+        config: &BroadcastConfig,
+    ) -> Result<()> {
+        match router::plan(config) {
+            Plan::Respond { requester, request } => match self.requester(requester)? {
+                Some(to) => self.respond_nowait(&to, event, request),
+                None => Ok(()),
+            },
+            Plan::Broadcast => {
+                let route = self.route::<E>(config)?;
+                let unsent = self.offer_remote(&route, &event, Kind::Event, 0)?.0;
+                let mut full = unsent.map(|unsent| unsent.links[0].name.to_string());
+                if let Some(sinks) = &route.local {
+                    let delivery = Delivery {
+                        origin: &self.name,
+                        event: &event,
+                        ticket: None,
+                    };
+                    if offer_local(sinks, &delivery) {
+                        full.get_or_insert_with(|| self.name.to_string());
+                    }
+                }
+                match full {
+                    Some(endpoint) => Err(Error::QueueFull { endpoint }),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Delivers an event (or, with `request`, a request) to every target
+    /// of `route`, waiting for room where a queue or stream is full.
+    pub(super) async fn deliver<E: Event>(
+        &self,
+        route: &Route,
+        event: &E,
+        ticket: Option<&Arc<Ticket>>,
+        request: Option<RequestId>,
+    ) -> Result<()> {
+        let kind = if request.is_some() {
+            Kind::Request
+        } else {
+            Kind::Event
+        };
+        let (unsent, mut gone) =
+            self.offer_remote(route, event, kind, request.map_or(0, |r| r.0))?;
+        if let Some(sinks) = &route.local {
+            let delivery = Delivery {
+                origin: &self.name,
+                event,
+                ticket,
+            };
+            deliver_local(sinks, &delivery).await;
+        }
+        if let Some(unsent) = unsent {
+            for link in unsent.links {
+                if link.send(&unsent.frame).await.is_err() {
+                    gone.push(link.name.clone());
+                }
+            }
+        }
+        // A peer that went away is skipped. Its reader fails the requests
+        // waiting on it, but it may have done so before this request was
+        // registered: a request that met a closed queue says so itself.
+        if let Some(request) = request {
+            for peer in gone {
+                self.target_gave_up(request, &peer, GaveUp::Disconnected);
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes `event` once and offers the frame to every remote target
+    /// without waiting: what is still owed, and the peers found closed.
+    /// An event that cannot be encoded reaches nobody.
+    fn offer_remote<E: Event>(
+        &self,
+        route: &Route,
+        event: &E,
+        kind: Kind,
+        request_id: u64,
+    ) -> Result<(Option<Unsent>, Vec<Arc<str>>)> {
+        if route.remote.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        self.with_frame(kind, E::ID, request_id, event, |frame| {
+            let offered = link::offer_all(frame, &route.remote);
+            let unsent = (!offered.full.is_empty()).then(|| Unsent {
+                frame: frame.to_vec(),
+                links: offered.full,
+            });
+            (unsent, offered.closed)
+        })
+    }
+
+    /// Encodes a frame into this thread's scratch buffer and hands it to
+    /// `use_frame`.
+    fn with_frame<T>(
+        &self,
+        kind: Kind,
+        id: EventId,
+        request_id: u64,
+        value: &impl serde::Serialize,
+        use_frame: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
+        let limits = self.limits();
+        scratch::with_encoded(
+            |out| wire::append_encoded(out, kind, id, request_id, limits, value),
+            use_frame,
+        )
+    }
+
+    /// The requester named in a response config, or `None` (logged) when
+    /// it is not connected: the response is discarded.
+    fn requester(&self, requester: Option<&str>) -> Result<Option<Requester>> {
+        if !self.is_running() {
+            return Err(self.lifecycle("cannot respond"));
+        }
+        let found = router::requester(&self.name, requester, &self.state().peers);
+        if found.is_none() {
+            tracing::debug!(endpoint = %self.name, ?requester, "discarding a response: the requester is not connected");
+        }
+        Ok(found)
+    }
+
+    /// Sends a response, waiting for room in the requester's queue.
+    pub(super) async fn respond<E: Event>(
+        &self,
+        to: &Requester,
+        response: E,
+        request: RequestId,
+    ) -> Result<()> {
+        match self.offer_response(to, response, request)? {
+            None => Ok(()),
+            Some((link, frame)) => link.send(&frame).await.map_err(|_| disconnected(&link)),
+        }
+    }
+
+    /// Sends a response without waiting: a full queue is `QueueFull`.
+    fn respond_nowait<E: Event>(
+        &self,
+        to: &Requester,
+        response: E,
+        request: RequestId,
+    ) -> Result<()> {
+        match self.offer_response(to, response, request)? {
+            None => Ok(()),
+            Some((link, _)) => Err(Error::QueueFull {
+                endpoint: link.name.to_string(),
+            }),
+        }
+    }
+
+    /// Completes a local request at once, or offers the encoded response
+    /// to the requester's link; returns the frame if its queue was full.
+    fn offer_response<E: Event>(
+        &self,
+        to: &Requester,
+        response: E,
+        request: RequestId,
+    ) -> Result<Option<(Arc<Link>, Vec<u8>)>> {
+        if !self.is_running() {
+            return Err(self.lifecycle("cannot respond"));
+        }
+        let link = match to {
+            Requester::Here => {
+                let reply = Reply {
+                    event_id: E::ID,
+                    value: ReplyValue::Local(Box::new(response)),
+                };
+                self.complete(request, &self.name, Outcome::Reply(reply));
+                return Ok(None);
+            }
+            Requester::Peer(link) => link,
+        };
+        let offer = |frame: &[u8]| match link.offer(frame) {
+            Ok(()) => Ok(None),
+            Err(TryPushError::Full) => Ok(Some((link.clone(), frame.to_vec()))),
+            Err(TryPushError::Closed) => Err(disconnected(link)),
+        };
+        self.with_frame(Kind::Response, E::ID, request.0, &response, offer)?
+    }
+}
+
+fn disconnected(link: &Link) -> Error {
+    Error::RemoteDisconnected {
+        endpoint: link.name.to_string(),
+    }
+}
+
+/// Offers one event to every local sink that takes it, without waiting;
+/// whether one was full.
+fn offer_local(sinks: &[SinkEntry], delivery: &Delivery<'_>) -> bool {
+    let answerable = delivery.ticket.is_some();
+    let mut full = false;
+    for entry in sinks.iter().filter(|e| router::takes(e.kind, answerable)) {
+        full |= matches!(entry.sink.try_deliver(delivery), Offer::Full);
+    }
+    full
+}
+
+/// Offers one event to local sinks in turn, waiting for room in a full
+/// one before the next. Used for local broadcasts and for events read
+/// from a peer alike.
+pub(super) async fn deliver_local(sinks: &[SinkEntry], delivery: &Delivery<'_>) {
+    let answerable = delivery.ticket.is_some();
+    for entry in sinks {
+        if router::takes(entry.kind, answerable)
+            && let Offer::Full = entry.sink.try_deliver(delivery)
+        {
+            entry.sink.deliver(delivery).await;
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Frames from peers, as transports hand them in: events and requests to
+//! local sinks, answers to the pending table, subscription updates.
+
+use std::sync::Arc;
+
+use super::Core;
+use super::delivery::deliver_local;
+use super::requests::{GaveUp, Outcome, Reply, ReplyValue, Ticket};
+use super::router::{self, Inbound, Requester};
+use super::subscribers::Delivery;
+use crate::link::{Link, Warning};
+use crate::wire::{self, Frame, Kind, Violation};
+use crate::{RequestId, registry};
+
+impl Core {
+    /// Handles one frame from `link`; a violation closes that link.
+    pub(crate) async fn receive(
+        self: &Arc<Self>,
+        link: &Arc<Link>,
+        frame: Frame<'_>,
+    ) -> Result<(), Violation> {
+        let max = self.options.max_frame_bytes;
+        let request = RequestId(frame.request_id);
+        match frame.kind {
+            Kind::Event | Kind::Request => {
+                let is_request = frame.kind == Kind::Request;
+                // The lock is released here, before anything below may
+                // take it again (closing a peer that does not read).
+                let routed = router::inbound(&self.state().sinks, frame.event_id, is_request);
+                let sinks = match routed {
+                    Inbound::Deliver(sinks) => sinks,
+                    Inbound::Unrouted { tell_dropped } => {
+                        self.unrouted(link, &frame);
+                        if tell_dropped {
+                            self.send_dropped(link, request);
+                        }
+                        return Ok(());
+                    }
+                };
+                let body = wire::body(&frame, max)?;
+                let event = sinks[0].sink.decode(&body).map_err(|e| {
+                    Violation::BadBody(format!("{}: {e}", registry::describe(frame.event_id)))
+                })?;
+                let ticket =
+                    is_request.then(|| Ticket::new(request, Requester::Peer(link.clone()), self));
+                let delivery = Delivery {
+                    origin: &link.name,
+                    event: &*event,
+                    ticket: ticket.as_ref(),
+                };
+                deliver_local(&sinks, &delivery).await;
+            }
+            Kind::Response => {
+                let reply = Reply {
+                    event_id: frame.event_id,
+                    value: ReplyValue::Remote(wire::body(&frame, max)?.into_owned()),
+                };
+                self.complete(request, &link.name, Outcome::Reply(reply));
+            }
+            Kind::Dropped => self.target_gave_up(request, &link.name, GaveUp::Dropped),
+            Kind::Subscriptions => {
+                let body = wire::body(&frame, max)?;
+                let ids: Vec<u64> =
+                    crate::codec::decode(&body).map_err(|e| Violation::BadBody(e.to_string()))?;
+                self.set_peer_subscriptions(link, ids);
+            }
+            Kind::Hello | Kind::Reject => return Err(Violation::Unexpected(frame.kind)),
+        }
+        Ok(())
+    }
+
+    /// A well-formed event nobody here subscribes to: dropped. Unknown IDs
+    /// are worth a warning (a few per link: a hostile peer cannot flood
+    /// the log); known ones just raced an unsubscribe.
+    fn unrouted(&self, link: &Link, frame: &Frame<'_>) {
+        let id = frame.event_id;
+        if registry::lookup(id).is_some() {
+            tracing::debug!(
+                endpoint = %self.name,
+                peer = %link.name,
+                event = %registry::describe(id),
+                "dropping an event nobody here subscribes to"
+            );
+            return;
+        }
+        let (endpoint, peer) = (&self.name, &link.name);
+        match link.warning() {
+            Warning::Log => {
+                tracing::warn!(%endpoint, %peer, %id, "dropping an event with an unknown id")
+            }
+            Warning::Last => tracing::warn!(
+                %endpoint,
+                %peer,
+                %id,
+                "dropping an event with an unknown id; further warnings about this peer are suppressed"
+            ),
+            Warning::Quiet => {
+                tracing::debug!(%endpoint, %peer, %id, "dropping an event with an unknown id")
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The bus core: one endpoint's tables (local sinks, peers, requests in
+//! flight) and everything that acts on them. Shared by the endpoint's
+//! clones, streams, guards and transport tasks.
+//!
+//! [`router`] decides who receives what; the other files carry out one
+//! concern each: [`subscribers`], [`peers`], [`requests`], [`delivery`],
+//! [`inbound`] frames, [`lifecycle`] and [`waits`]. The core knows peers
+//! only as [`Link`](crate::link::Link)s and never imports a transport.
+//!
+//! Locks are never held across an `.await`, and nothing that can run user
+//! code (a callback, a dropped handler) is dropped while the lock is held.
+
+mod delivery;
+mod id_map;
+mod inbound;
+mod lifecycle;
+mod peers;
+mod requests;
+mod router;
+mod subscribers;
+mod waits;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+pub(crate) use lifecycle::Service;
+pub(crate) use peers::Greeting;
+pub(crate) use requests::Ticket;
+pub(crate) use subscribers::{Delivery, Offer, Sink, SinkGuard, SinkKind, WaitForRoom};
+pub(crate) use waits::Condition;
+
+use crate::wire::Limits;
+use crate::{EndpointOptions, Error, RequestId};
+use id_map::IdMap;
+use peers::PeerTable;
+use requests::Pending;
+use subscribers::SinkTable;
+
+/// The tables, behind the core's one lock.
+pub(crate) struct State {
+    sinks: SinkTable,
+    peers: PeerTable,
+    pending: IdMap<RequestId, Pending>,
+    /// Counts changes of the set of subscribed IDs: a frame encoded
+    /// outside the lock is queued only if the set is still the one it
+    /// was encoded from.
+    subscriptions_version: u64,
+}
+
+/// A kind of change that waits can wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// A peer connected or disconnected (which changes subscriptions too).
+    Connections,
+    /// Some endpoint's subscriptions changed.
+    Subscriptions,
+}
+
+/// One endpoint's core.
+pub(crate) struct Core {
+    pub(crate) name: Arc<str>,
+    pub(crate) options: EndpointOptions,
+    pub(crate) runtime: tokio::runtime::Handle,
+    state: Mutex<State>,
+    /// Cleared once, under the state lock, when the endpoint stops.
+    running: AtomicBool,
+    next_request: AtomicU64,
+    next_sink: AtomicU64,
+    services: Mutex<Vec<Box<dyn Service>>>,
+    connections_changed: watch::Sender<()>,
+    subscriptions_changed: watch::Sender<()>,
+}
+
+impl Core {
+    pub(crate) fn new(name: Arc<str>, options: EndpointOptions) -> Arc<Self> {
+        Arc::new(Core {
+            name,
+            options,
+            runtime: tokio::runtime::Handle::current(),
+            state: Mutex::new(State {
+                sinks: IdMap::default(),
+                peers: PeerTable::new(),
+                pending: IdMap::default(),
+                subscriptions_version: 0,
+            }),
+            running: AtomicBool::new(true),
+            // A random start: a requester restarted under the same name
+            // never reuses the IDs of its previous life, so a late answer
+            // to an old request cannot complete a new one.
+            next_request: AtomicU64::new(random_u64()),
+            next_sink: AtomicU64::new(0),
+            services: Mutex::new(Vec::new()),
+            connections_changed: watch::Sender::new(()),
+            subscriptions_changed: watch::Sender::new(()),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic never happens while the lock is held (user code runs
+        // outside it), so poisoning can only come from a bug; carry on.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn services(&self) -> MutexGuard<'_, Vec<Box<dyn Service>>> {
+        self.services.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// The error of an operation refused because the endpoint stopped.
+    pub(crate) fn lifecycle(&self, reason: &'static str) -> Error {
+        Error::Lifecycle {
+            endpoint: self.name.to_string(),
+            reason,
+        }
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            compress_above: self.options.compress_above,
+            max_frame: self.options.max_frame_bytes,
+        }
+    }
+
+    fn signal_sender(&self, signal: Signal) -> &watch::Sender<()> {
+        match signal {
+            Signal::Connections => &self.connections_changed,
+            Signal::Subscriptions => &self.subscriptions_changed,
+        }
+    }
+
+    /// Wakes the waits for `signal`.
+    fn signal(&self, signal: Signal) {
+        if signal == Signal::Connections {
+            self.connections_changed.send_replace(());
+        }
+        self.subscriptions_changed.send_replace(());
+    }
+}
+
+/// 64 random bits, from the randomly keyed hasher of the standard library
+/// (no extra dependency for one number per endpoint).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests;

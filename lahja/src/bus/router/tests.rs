@@ -1,0 +1,262 @@
+//! Every routing decision as a table: inputs on the left, who receives on
+//! the right.
+
+use std::any::Any;
+
+use super::*;
+use crate::bus::peers::PeerEntry;
+use crate::bus::subscribers::{Delivery, Offer, Sink, WaitForRoom};
+use crate::link::Unconnected;
+
+const X: EventId = EventId::from_u64(1);
+const Y: EventId = EventId::from_u64(2);
+
+/// A sink that is only ever routed to, never delivered to.
+struct Unused;
+
+impl Sink for Unused {
+    fn decode(&self, _: &[u8]) -> Result<Box<dyn Any + Send + Sync>> {
+        unreachable!("routing never decodes")
+    }
+    fn try_deliver(&self, _: &Delivery<'_>) -> Offer {
+        unreachable!("routing never delivers")
+    }
+    fn deliver<'a>(&'a self, _: &'a Delivery<'a>) -> WaitForRoom<'a> {
+        unreachable!("routing never delivers")
+    }
+}
+
+fn sinks(ids: &[EventId]) -> SinkTable {
+    ids.iter()
+        .map(|&id| {
+            let entry = SinkEntry {
+                key: 0,
+                kind: SinkKind::Events,
+                sink: Arc::new(Unused),
+            };
+            (id, Arc::from([entry]))
+        })
+        .collect()
+}
+
+/// Peers by name with the IDs each subscribes to.
+fn peers(table: &[(&str, &[EventId])]) -> PeerTable {
+    table
+        .iter()
+        .map(|&(name, ids)| {
+            let link = Link::new(name.into(), 1024, Arc::new(Unconnected));
+            let entry = PeerEntry {
+                link,
+                subscriptions: ids.iter().copied().collect(),
+            };
+            (Arc::from(name), entry)
+        })
+        .collect()
+}
+
+fn config(only: Option<&str>, internal: bool, require_subscriber: bool) -> BroadcastConfig {
+    BroadcastConfig {
+        filter_endpoint: only.map(str::to_owned),
+        filter_event_id: None,
+        internal,
+        require_subscriber,
+    }
+}
+
+/// What a route reaches: (this endpoint, sorted peer names), or `None`
+/// for `NoSubscribers`.
+type Reach = Option<(bool, Vec<&'static str>)>;
+
+/// Subscriptions of this endpoint, peer `a` and peer `b`.
+type World = (&'static [EventId], &'static [EventId], &'static [EventId]);
+
+fn reach(route: Result<Route>) -> Option<(bool, Vec<String>)> {
+    match route {
+        Ok(route) => {
+            let mut remote: Vec<String> = route.remote.iter().map(|p| p.name.to_string()).collect();
+            remote.sort();
+            Some((route.local.is_some(), remote))
+        }
+        Err(Error::NoSubscribers { event: "X" }) => None,
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+/// Every combination of `filter_endpoint` (unset, this endpoint, a
+/// subscribed peer, an unsubscribed peer, an unknown name), `internal`
+/// and `require_subscriber`, with X subscribed here and by peer `a`.
+#[test]
+fn broadcast_targets_for_every_config() {
+    let sinks = sinks(&[X]);
+    let peers = peers(&[("a", &[X, Y]), ("b", &[Y])]);
+    #[rustfmt::skip]
+    let table: &[(Option<&str>, bool, bool, Reach)] = &[
+        // filter      internal require   receives (self, peers)
+        (None,         false,   true,     Some((true, vec!["a"]))),
+        (None,         false,   false,    Some((true, vec!["a"]))),
+        (None,         true,    true,     Some((true, vec![]))),
+        (None,         true,    false,    Some((true, vec![]))),
+        (Some("me"),   false,   true,     Some((true, vec![]))),
+        (Some("me"),   false,   false,    Some((true, vec![]))),
+        (Some("me"),   true,    true,     Some((true, vec![]))),
+        (Some("me"),   true,    false,    Some((true, vec![]))),
+        (Some("a"),    false,   true,     Some((false, vec!["a"]))),
+        (Some("a"),    false,   false,    Some((false, vec!["a"]))),
+        (Some("a"),    true,    true,     None),
+        (Some("a"),    true,    false,    Some((false, vec![]))),
+        (Some("b"),    false,   true,     None),
+        (Some("b"),    false,   false,    Some((false, vec![]))),
+        (Some("b"),    true,    true,     None),
+        (Some("b"),    true,    false,    Some((false, vec![]))),
+        (Some("zz"),   false,   true,     None),
+        (Some("zz"),   false,   false,    Some((false, vec![]))),
+        (Some("zz"),   true,    true,     None),
+        (Some("zz"),   true,    false,    Some((false, vec![]))),
+    ];
+    for (only, internal, require, expected) in table {
+        let config = config(*only, *internal, *require);
+        let got = reach(targets("me", &sinks, &peers, X, "X", &config));
+        let expected = expected
+            .as_ref()
+            .map(|(local, remote)| (*local, remote.iter().map(|s| s.to_string()).collect()));
+        assert_eq!(got, expected, "{config:?}");
+    }
+}
+
+/// Who subscribes decides when nobody is filtered out.
+#[test]
+fn broadcast_targets_for_every_subscriber_set() {
+    #[rustfmt::skip]
+    let table: &[(World, Reach)] = &[
+        // here   a      b        receives (self, peers)
+        ((&[X],   &[X],  &[X]),   Some((true, vec!["a", "b"]))),
+        ((&[X],   &[],   &[Y]),   Some((true, vec![]))),
+        ((&[],    &[X],  &[X]),   Some((false, vec!["a", "b"]))),
+        ((&[],    &[X],  &[]),    Some((false, vec!["a"]))),
+        ((&[Y],   &[Y],  &[]),    None),
+        ((&[],    &[],   &[]),    None),
+    ];
+    for ((here, a, b), expected) in table {
+        let sinks = sinks(here);
+        let peers = peers(&[("a", a), ("b", b)]);
+        let got = reach(targets(
+            "me",
+            &sinks,
+            &peers,
+            X,
+            "X",
+            &config(None, false, true),
+        ));
+        let expected = expected
+            .as_ref()
+            .map(|(local, remote)| (*local, remote.iter().map(|s| s.to_string()).collect()));
+        assert_eq!(got, expected, "here {here:?}, a {a:?}, b {b:?}");
+    }
+}
+
+/// A request waits for the endpoints its route reaches, this one first.
+#[test]
+fn a_request_waits_for_every_endpoint_it_reaches() {
+    let me: Arc<str> = "me".into();
+    let peers = peers(&[("a", &[X]), ("b", &[X])]);
+    let route = targets(
+        "me",
+        &sinks(&[X]),
+        &peers,
+        X,
+        "X",
+        &BroadcastConfig::default(),
+    )
+    .unwrap();
+    let mut waits: Vec<String> = route.endpoints(&me).iter().map(|e| e.to_string()).collect();
+    waits[1..].sort();
+    assert_eq!(waits, ["me", "a", "b"]);
+    let route = targets("me", &sinks(&[]), &peers, X, "X", &BroadcastConfig::to("b")).unwrap();
+    assert_eq!(route.endpoints(&me), [Arc::<str>::from("b")]);
+}
+
+/// `filter_event_id` makes a response, whatever else the config says.
+#[test]
+fn a_config_with_a_request_id_is_a_response() {
+    let request = RequestId(7);
+    #[rustfmt::skip]
+    let table: &[(BroadcastConfig, Plan<'static>)] = &[
+        (BroadcastConfig::default(), Plan::Broadcast),
+        (BroadcastConfig::to("a").internal(), Plan::Broadcast),
+        (BroadcastConfig { filter_event_id: Some(request), ..BroadcastConfig::default() },
+         Plan::Respond { requester: None, request }),
+        (BroadcastConfig { filter_event_id: Some(request), ..BroadcastConfig::to("a").internal() },
+         Plan::Respond { requester: Some("a"), request }),
+    ];
+    for (config, expected) in table {
+        assert_eq!(&plan(config), expected, "{config:?}");
+    }
+}
+
+/// A response goes to this endpoint, a connected peer, or nowhere.
+#[test]
+fn responses_go_to_the_named_requester() {
+    let peers = peers(&[("a", &[])]);
+    #[rustfmt::skip]
+    let table: &[(Option<&str>, Option<&str>)] = &[
+        // requester  goes to
+        (None,        Some("me")),
+        (Some("me"),  Some("me")),
+        (Some("a"),   Some("a")),
+        (Some("zz"),  None),
+    ];
+    for (named, expected) in table {
+        let got = requester("me", *named, &peers).map(|r| match r {
+            Requester::Here => "me".to_owned(),
+            Requester::Peer(link) => link.name.to_string(),
+        });
+        assert_eq!(got.as_deref(), *expected, "requester {named:?}");
+    }
+}
+
+/// A frame from a peer reaches the sinks of its ID; a request nobody
+/// here takes is answered with "dropped" at once.
+#[test]
+fn inbound_frames_reach_local_sinks_or_are_dropped() {
+    let sinks = sinks(&[X]);
+    #[rustfmt::skip]
+    let table: &[(EventId, bool, Option<bool>)] = &[
+        // id  request  Some(tell dropped) when unrouted
+        (X,    false,   None),
+        (X,    true,    None),
+        (Y,    false,   Some(false)),
+        (Y,    true,    Some(true)),
+    ];
+    for &(id, is_request, expected) in table {
+        let got = match inbound(&sinks, id, is_request) {
+            Inbound::Deliver(_) => None,
+            Inbound::Unrouted { tell_dropped } => Some(tell_dropped),
+        };
+        assert_eq!(got, expected, "{id:?}, request {is_request}");
+    }
+}
+
+/// Request sinks take only answerable requests; the others take all.
+#[test]
+fn which_sinks_take_which_deliveries() {
+    #[rustfmt::skip]
+    let table = [
+        (SinkKind::Events,   false, true),
+        (SinkKind::Events,   true,  true),
+        (SinkKind::Requests, false, false),
+        (SinkKind::Requests, true,  true),
+    ];
+    for (kind, answerable, expected) in table {
+        assert_eq!(takes(kind, answerable), expected, "{kind:?}, {answerable}");
+    }
+}
+
+/// Only an endpoint a request was sent to may answer it.
+#[test]
+fn only_a_target_may_answer() {
+    let targets: Vec<Arc<str>> = vec!["me".into(), "a".into()];
+    assert!(may_answer(&targets, "me"));
+    assert!(may_answer(&targets, "a"));
+    assert!(!may_answer(&targets, "b"));
+    assert!(!may_answer(&[], "a"));
+}

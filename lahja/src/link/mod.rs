@@ -1,0 +1,157 @@
+//! What a connected peer is to the bus: a [`Link`], a name with a bounded
+//! outgoing queue of encoded frames, and the transport [`Session`] that
+//! carries them.
+//!
+//! The bus never sees sockets: it offers frames to links and closes them.
+//! Every frame the bus sends to peers passes through [`offer_all`] or a
+//! link's own methods, which is where a transport with a fan-out medium of
+//! its own (one publish reaching every subscriber, see
+//! `docs/ARCHITECTURE.md`) plugs in.
+
+mod outgoing;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub(crate) use outgoing::{Closed, Outgoing, Overflow, TryPushError};
+
+/// The transport's side of a link: what it takes to stop one.
+pub(crate) trait Session: Send + Sync {
+    /// Closes the connection at once; whatever is queued is discarded.
+    fn abort(&self);
+    /// Waits (until `deadline`) for the queue, already closed, to be
+    /// written out, then closes the write side.
+    fn finish(&self, deadline: tokio::time::Instant) -> Finishing<'_>;
+}
+
+/// The future of [`Session::finish`].
+pub(crate) type Finishing<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// One connected peer.
+pub(crate) struct Link {
+    pub(crate) name: Arc<str>,
+    queue: Outgoing,
+    session: Arc<dyn Session>,
+    /// Warnings logged about this peer so far.
+    warnings: AtomicU32,
+}
+
+/// Whether to log one more warning about a peer.
+pub(crate) enum Warning {
+    Log,
+    /// The last one logged; say that more are suppressed.
+    Last,
+    Quiet,
+}
+
+/// Warnings logged per link before the rest go to `debug`.
+const WARNINGS_PER_LINK: u32 = 8;
+
+impl Link {
+    pub(crate) fn new(name: Arc<str>, queue_bytes: usize, session: Arc<dyn Session>) -> Arc<Self> {
+        Arc::new(Link {
+            name,
+            queue: Outgoing::new(queue_bytes),
+            session,
+            warnings: AtomicU32::new(0),
+        })
+    }
+
+    /// The queue, for the transport's writer.
+    pub(crate) fn queue(&self) -> &Outgoing {
+        &self.queue
+    }
+
+    /// Counts a warning about this peer: a hostile peer cannot flood the log.
+    pub(crate) fn warning(&self) -> Warning {
+        match self.warnings.fetch_add(1, Ordering::Relaxed) {
+            n if n < WARNINGS_PER_LINK - 1 => Warning::Log,
+            n if n == WARNINGS_PER_LINK - 1 => Warning::Last,
+            _ => Warning::Quiet,
+        }
+    }
+
+    /// Queues `frame` if there is room.
+    pub(crate) fn offer(&self, frame: &[u8]) -> Result<(), TryPushError> {
+        self.queue.try_push(frame)
+    }
+
+    /// Queues `frame`, waiting for room.
+    pub(crate) async fn send(&self, frame: &[u8]) -> Result<(), Closed> {
+        self.queue.push(frame).await
+    }
+
+    /// Queues a small control frame past the bound, up to a hard cap.
+    pub(crate) fn send_control(&self, frame: &[u8]) -> Result<(), Overflow> {
+        self.queue.push_control(frame)
+    }
+
+    /// Sets the first frame of the connection.
+    pub(crate) fn greet(&self, frame: &[u8]) {
+        self.queue.greet(frame)
+    }
+
+    /// Replaces the pending subscription announcement with `frame`.
+    pub(crate) fn announce(&self, frame: &[u8]) {
+        self.queue.announce(frame)
+    }
+
+    /// Refuses new frames; what is queued is still written.
+    pub(crate) fn close(&self) {
+        self.queue.close();
+    }
+
+    /// Closes the connection at once: queued frames are discarded.
+    pub(crate) fn abort(&self) {
+        self.queue.close();
+        self.session.abort();
+    }
+
+    /// Sends what is queued (waiting at most `patience`), then closes the
+    /// write side; the transport reads on until the peer closes or `abort`.
+    pub(crate) async fn flush(&self, patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        self.queue.close();
+        self.session.finish(deadline).await;
+    }
+}
+
+/// What offering one frame to several links left to do.
+#[derive(Default)]
+pub(crate) struct Offered {
+    /// Links whose queue was full: they still have to get the frame.
+    pub(crate) full: Vec<Arc<Link>>,
+    /// Links whose queue is closed.
+    pub(crate) closed: Vec<Arc<str>>,
+}
+
+/// Offers one encoded frame to every link in `links` without waiting.
+///
+/// A socket link takes its own copy; a fan-out medium would send once for
+/// the whole set here.
+pub(crate) fn offer_all(frame: &[u8], links: &[Arc<Link>]) -> Offered {
+    let mut offered = Offered::default();
+    for link in links {
+        match link.offer(frame) {
+            Ok(()) => {}
+            Err(TryPushError::Full) => offered.full.push(link.clone()),
+            Err(TryPushError::Closed) => offered.closed.push(link.name.clone()),
+        }
+    }
+    offered
+}
+
+/// A session with nothing behind it, for unit tests of the layers above.
+#[cfg(test)]
+pub(crate) struct Unconnected;
+
+#[cfg(test)]
+impl Session for Unconnected {
+    fn abort(&self) {}
+    fn finish(&self, _: tokio::time::Instant) -> Finishing<'_> {
+        Box::pin(std::future::ready(()))
+    }
+}

@@ -1,0 +1,116 @@
+//! The handshake messages: [`Hello`], sent first by both sides, and the
+//! server's [`Reject`]. A hello starts with fixed magic and version bytes,
+//! so that any future version can still be told apart.
+
+use serde::{Deserialize, Serialize};
+
+use super::frame::{Kind, Limits, append_frame};
+use crate::{EventId, Result, codec, registry};
+
+/// The protocol this build speaks; a peer with another is refused.
+pub(crate) const PROTOCOL_VERSION: u16 = 2;
+pub(crate) const MAGIC: [u8; 4] = *b"LAHJ";
+
+/// The first message on a connection, from both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// The sender's endpoint name.
+    pub(crate) name: String,
+    /// Every event type the sender knows: (ID, schema fingerprint, format
+    /// fingerprint; 0 where the format could not be traced).
+    pub(crate) events: Vec<(u64, u64, u64)>,
+    /// The IDs the sender is subscribed to.
+    pub(crate) subscriptions: Vec<u64>,
+}
+
+impl Hello {
+    /// The hello of endpoint `name`: the whole registry table (each event
+    /// type with its fingerprints) and its current `subscriptions`.
+    pub(crate) fn ours(name: &str, subscriptions: Vec<u64>) -> Hello {
+        Hello {
+            name: name.to_owned(),
+            events: registry::all()
+                .map(|i| (i.id.as_u64(), i.schema, registry::format_of(i.id)))
+                .collect(),
+            subscriptions,
+        }
+    }
+}
+
+/// Why a server refused a connection (sent instead of its hello).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Reject {
+    Refused {
+        reason: String,
+    },
+    SchemaMismatch {
+        event: String,
+        server_schema: u64,
+        client_schema: u64,
+    },
+}
+
+/// A hello body: magic and version in fixed bytes (so any future version
+/// can still be told apart), then the encoded [`Hello`].
+pub(crate) fn append_hello(out: &mut Vec<u8>, hello: &Hello, limits: Limits) -> Result<()> {
+    append_frame(out, Kind::Hello, EventId::from_u64(0), 0, limits, |out| {
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        codec::encode_into(hello, out)
+    })
+}
+
+/// Reads a hello body; a wrong magic or version is a clear refusal reason.
+pub(crate) fn parse_hello(body: &[u8]) -> std::result::Result<Hello, String> {
+    let Some((magic, rest)) = body.split_first_chunk::<4>() else {
+        return Err("hello too short".into());
+    };
+    if *magic != MAGIC {
+        return Err("not a lahja hello (bad magic)".into());
+    }
+    let Some((version, rest)) = rest.split_first_chunk::<2>() else {
+        return Err("hello too short".into());
+    };
+    let version = u16::from_le_bytes(*version);
+    if version != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version {version} is not supported (this endpoint speaks {PROTOCOL_VERSION})"
+        ));
+    }
+    codec::decode(rest).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::FrameBuffer;
+
+    const LIMITS: Limits = Limits {
+        compress_above: 64,
+        max_frame: 1 << 20,
+    };
+
+    #[test]
+    fn hello_checks_magic_and_version() {
+        let hello = Hello {
+            name: "a".into(),
+            events: vec![(1, 2, 3)],
+            subscriptions: vec![3],
+        };
+        let mut out = Vec::new();
+        append_hello(&mut out, &hello, LIMITS).unwrap();
+        let mut frames = FrameBuffer::new(LIMITS.max_frame);
+        frames.extend(&out);
+        let frame = frames.next_frame().unwrap().unwrap();
+        assert_eq!(parse_hello(frame.body).unwrap(), hello);
+
+        let mut wrong_version = frame.body.to_vec();
+        wrong_version[4] = 9;
+        assert!(
+            parse_hello(&wrong_version)
+                .unwrap_err()
+                .contains("version 9")
+        );
+        assert!(parse_hello(b"HTTP/1.1").unwrap_err().contains("magic"));
+    }
+}

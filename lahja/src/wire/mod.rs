@@ -1,0 +1,14 @@
+//! The wire: how frames look on a byte stream (see `docs/PROTOCOL.md`).
+//!
+//! It knows nothing above it: no endpoints, peers or sockets. The body
+//! encoding itself is [`codec`](crate::codec), which sits below this so
+//! that the registry can fingerprint formats with it too.
+
+mod frame;
+mod hello;
+pub(crate) mod scratch;
+
+pub(crate) use frame::{
+    Frame, FrameBuffer, Kind, Limits, Violation, append_encoded, append_frame, body,
+};
+pub(crate) use hello::{Hello, Reject, append_hello, parse_hello};
