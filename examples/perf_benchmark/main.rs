@@ -11,6 +11,7 @@
 //! this program re-executed with `--role`. Consumers check that they got
 //! every event in order; the run fails if one did not.
 
+mod local;
 mod raw;
 mod roles;
 mod stats;
@@ -22,7 +23,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use stats::{now_ns, parse_report};
+use stats::parse_report;
 
 mod events {
     use lahja::Event;
@@ -423,8 +424,8 @@ impl Bench {
 
     async fn local(&mut self, events: u64) {
         let payload = self.payload;
-        let lahja = local_lahja(events, payload).await;
-        let tokio = local_tokio(events, payload).await;
+        let lahja = local::with_lahja(events, payload).await;
+        let tokio = local::with_tokio(events, payload).await;
         self.row("local", "events/s", lahja, Some(tokio), "tokio broadcast");
     }
 
@@ -491,61 +492,6 @@ impl Bench {
         let _ = consumer.wait().await;
         let _ = producer.wait().await;
     }
-}
-
-/// In-process lahja: one producer task broadcasting to one stream.
-async fn local_lahja(events: u64, payload: usize) -> f64 {
-    let endpoint = lahja::Endpoint::run("local-bench").await.expect("run");
-    let mut stream = endpoint.stream::<events::BenchEvent>();
-    let producer = tokio::spawn({
-        let endpoint = endpoint.clone();
-        async move {
-            let body = vec![0xab; payload];
-            for seq in 0..events {
-                let event = events::BenchEvent {
-                    seq,
-                    sent_ns: 0,
-                    payload: body.clone(),
-                };
-                endpoint.broadcast(event).await.expect("broadcast");
-            }
-        }
-    });
-    let started = now_ns();
-    for seq in 0..events {
-        let event = stream.next().await.expect("event");
-        assert_eq!(event.seq, seq);
-    }
-    producer.await.expect("producer");
-    events as f64 / ((now_ns() - started) as f64 / 1e9)
-}
-
-/// The same with `tokio::sync::broadcast` (its sender never waits, so the
-/// producer yields while the channel is full to lose nothing).
-async fn local_tokio(events: u64, payload: usize) -> f64 {
-    let capacity = lahja::EndpointOptions::default().stream_capacity;
-    let (tx, mut rx) = tokio::sync::broadcast::channel::<events::BenchEvent>(capacity);
-    let producer = tokio::spawn(async move {
-        let body = vec![0xab; payload];
-        for seq in 0..events {
-            while tx.len() >= capacity {
-                tokio::task::yield_now().await;
-            }
-            let event = events::BenchEvent {
-                seq,
-                sent_ns: 0,
-                payload: body.clone(),
-            };
-            tx.send(event).expect("send");
-        }
-    });
-    let started = now_ns();
-    for seq in 0..events {
-        let event = rx.recv().await.expect("no lag");
-        assert_eq!(event.seq, seq);
-    }
-    producer.await.expect("producer");
-    events as f64 / ((now_ns() - started) as f64 / 1e9)
 }
 
 fn print_rows(rows: &[Row], json: bool) {
