@@ -32,6 +32,10 @@
 //! that runtime; it returns [`Error::BlockingInAsyncContext`] instead.
 //! Use [`crate::Endpoint`] there.
 
+mod groups;
+
+pub use groups::GatherIter;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;

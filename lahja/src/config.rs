@@ -123,6 +123,10 @@ pub struct EndpointOptions {
     /// wait (backpressure) instead of the handlers piling up. Default 64;
     /// 0 is taken as 1.
     pub max_concurrent_handlers: usize,
+    /// The process groups this endpoint belongs to from the start (see
+    /// [`Endpoint::join_group`](crate::Endpoint::join_group)); named like
+    /// endpoints. Default none.
+    pub groups: Vec<String>,
 }
 
 impl Default for EndpointOptions {
@@ -135,6 +139,7 @@ impl Default for EndpointOptions {
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             max_concurrent_handlers: 64,
+            groups: Vec::new(),
         }
     }
 }
@@ -153,11 +158,17 @@ impl Default for EndpointOptions {
 ///
 /// let local_only = BroadcastConfig::default().internal().require_subscriber(false);
 /// assert!(local_only.internal && !local_only.require_subscriber);
+///
+/// let to_group = BroadcastConfig::to_group("sync");
+/// assert_eq!(to_group.filter_group.as_deref(), Some("sync"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BroadcastConfig {
     /// Deliver only to the endpoint with this name (which may be the sender).
     pub filter_endpoint: Option<String>,
+    /// Deliver only to members of this process group (the sender too, when
+    /// it is a member). With `filter_endpoint` as well, both must hold.
+    pub filter_group: Option<String>,
     /// Marks a response: it goes to this request's pending entry at the
     /// endpoint named by `filter_endpoint` (this endpoint when unset),
     /// regardless of subscriptions, and never to ordinary subscribers. Use
@@ -176,6 +187,7 @@ impl Default for BroadcastConfig {
     fn default() -> Self {
         BroadcastConfig {
             filter_endpoint: None,
+            filter_group: None,
             filter_event_id: None,
             internal: false,
             require_subscriber: true,
@@ -188,6 +200,14 @@ impl BroadcastConfig {
     pub fn to(endpoint_name: impl Into<String>) -> Self {
         BroadcastConfig {
             filter_endpoint: Some(endpoint_name.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Deliver only to the subscribed members of group `group_name`.
+    pub fn to_group(group_name: impl Into<String>) -> Self {
+        BroadcastConfig {
+            filter_group: Some(group_name.into()),
             ..Self::default()
         }
     }

@@ -1,5 +1,7 @@
 //! [`Endpoint`]: the typed API over the bus core.
 
+mod groups;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
@@ -13,7 +15,7 @@ use crate::bus::{Condition, Core, Signal, SinkKind};
 use crate::sinks::{CallbackSink, RequestSink, StreamSink};
 use crate::{
     BroadcastConfig, ConnectionConfig, EndpointOptions, Error, Event, EventId, EventStream,
-    OriginStream, Request, RequestStream, Result, Subscription, registry, transport,
+    GatherStream, OriginStream, Request, RequestStream, Result, Subscription, registry, transport,
 };
 
 /// A named participant of the bus.
@@ -119,6 +121,9 @@ impl Endpoint {
     ) -> Result<Endpoint> {
         crate::validate_name(&name)?;
         registry::check()?;
+        for group in &options.groups {
+            crate::validate_name(group)?;
+        }
         options.stream_capacity = options.stream_capacity.max(1);
         options.max_concurrent_handlers = options.max_concurrent_handlers.max(1);
         let core = Core::new(name.into(), options);
@@ -411,7 +416,8 @@ impl Endpoint {
     }
 
     /// [`request`](Self::request) routed by `config` (`filter_endpoint`,
-    /// `internal`, `require_subscriber`; `filter_event_id` is ignored).
+    /// `filter_group`, `internal`, `require_subscriber`; `filter_event_id`
+    /// is ignored).
     /// With `require_subscriber(false)` and no target at all, it waits until
     /// cancelled or the endpoint stops.
     pub async fn request_with<R: Request>(
@@ -420,6 +426,48 @@ impl Endpoint {
         config: BroadcastConfig,
     ) -> Result<R::Response> {
         self.core().request(request, &config).await
+    }
+
+    /// Sends a request to every subscribed endpoint (routed like
+    /// [`request`](Self::request)) and gathers every answer: one item per
+    /// target, then the stream ends. Fails at once with
+    /// [`Error::NoSubscribers`](crate::Error::NoSubscribers) when nobody
+    /// subscribes. What can be sent without waiting is sent before this
+    /// returns. See [`GatherStream`](crate::GatherStream) for an example.
+    pub fn request_all<R: Request>(&self, request: R) -> Result<GatherStream<R>> {
+        self.request_all_with(request, BroadcastConfig::default())
+    }
+
+    /// [`request_all`](Self::request_all) routed by `config` (as in
+    /// [`request_with`](Self::request_with)); with `require_subscriber(false)`
+    /// and no target the stream is empty.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{BroadcastConfig, Endpoint, Event};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// #[request(response = Pong)]
+    /// struct Ping;
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// struct Pong;
+    ///
+    /// let endpoint = Endpoint::run("gather-with-doc").await?;
+    /// let nobody = BroadcastConfig::default().require_subscriber(false);
+    /// let mut answers = endpoint.request_all_with(Ping, nobody)?;
+    /// assert!(answers.next().await.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn request_all_with<R: Request>(
+        &self,
+        request: R,
+        config: BroadcastConfig,
+    ) -> Result<GatherStream<R>> {
+        let gathering = self.core().request_all(request, &config)?;
+        Ok(GatherStream::new(gathering))
     }
 
     /// Requests of type `R` to answer, subscribed from this call on.
@@ -773,8 +821,8 @@ impl Endpoint {
             .await
     }
 
-    /// Waits for the next change of any endpoint's subscriptions, this
-    /// one's included, or of the connections (from the first poll on; see
+    /// Waits for the next change of any endpoint's subscriptions or groups,
+    /// this one's included, or of the connections (from the first poll on; see
     /// [`wait_until_connections_change`](Self::wait_until_connections_change)
     /// for the pitfall of checking first).
     ///

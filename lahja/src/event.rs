@@ -154,3 +154,8 @@ pub(crate) const fn fnv1a64(bytes: &[u8]) -> u64 {
 /// It appears in [`BroadcastConfig::filter_event_id`](crate::BroadcastConfig::filter_event_id) of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestId(pub(crate) u64);
+
+/// One target's answer to a gathered request
+/// ([`Endpoint::request_all`](crate::Endpoint::request_all)): the name of
+/// the endpoint, and its response or why there is none.
+pub type GatheredAnswer<R> = (std::sync::Arc<str>, crate::Result<<R as Request>::Response>);

@@ -136,6 +136,13 @@
 //!   fails with [`Error::RequestDropped`] (or [`Error::RemoteDisconnected`]
 //!   when the targets went away) instead of hanging. A response goes only
 //!   to its request, not to ordinary subscribers of its type.
+//! * **Groups**: an endpoint belongs to any number of process groups
+//!   ([`EndpointOptions::groups`], [`Endpoint::join_group`]); peers learn
+//!   them like subscriptions. [`BroadcastConfig::to_group`] reaches the
+//!   subscribed members of one group (the sender too when it is a member).
+//! * **Gathered requests**: [`Endpoint::request_all`] yields one item per
+//!   target (its answer, `RequestDropped` or `RemoteDisconnected`) and
+//!   then ends; a target that dies does not hang it.
 //! * **`stop()`** sends what is queued, then closes connections, ends
 //!   streams, fails pending requests and waits, and removes the socket file.
 //! * **Cancellation**: dropping a stream, a `wait_for` or a `request` future
@@ -182,9 +189,9 @@ pub use config::{
 };
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
-pub use event::{Event, EventId, Request, RequestId};
+pub use event::{Event, EventId, GatheredAnswer, Request, RequestId};
 pub use request::IncomingRequest;
-pub use stream::{EventStream, OriginStream, RequestStream};
+pub use stream::{EventStream, GatherStream, OriginStream, RequestStream};
 pub use subscription::Subscription;
 
 /// `#[derive(Event)]`: implements [`Event`] (and [`Request`] with

@@ -1,8 +1,10 @@
 //! The receiving ends of local subscriptions: [`EventStream`],
-//! [`OriginStream`] and [`RequestStream`].
+//! [`OriginStream`] and [`RequestStream`]; and of a gathered request:
+//! [`GatherStream`].
 //!
-//! Each holds the guard of its subscription: dropping the stream
-//! unsubscribes at once. Each ends (yields `None`) when the endpoint stops.
+//! Each subscription stream holds the guard of its subscription: dropping
+//! the stream unsubscribes at once. Each ends (yields `None`) when the
+//! endpoint stops.
 
 use std::fmt;
 use std::pin::Pin;
@@ -12,8 +14,8 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
-use crate::IncomingRequest;
-use crate::bus::SinkGuard;
+use crate::bus::{Gathering, SinkGuard};
+use crate::{GatheredAnswer, IncomingRequest, Request};
 
 /// Events of type `E`, from [`Endpoint::stream`](crate::Endpoint::stream).
 ///
@@ -163,6 +165,75 @@ impl<T> Subscribed<T> {
         f.debug_struct(name)
             .field("event_id", &self.guard.event_id())
             .field("buffered", &self.rx.len())
+            .finish()
+    }
+}
+
+/// Every target's answer to one request, from
+/// [`Endpoint::request_all`](crate::Endpoint::request_all): one item per
+/// endpoint the request reached, `(origin, answer)`, where the answer is
+/// the typed response, `RequestDropped` or `RemoteDisconnected`. The stream
+/// ends once every target has answered, dropped the request or gone (if
+/// this endpoint stops first, each outstanding target's item is
+/// `Lifecycle`). A target that answers twice counts once. Dropping the
+/// stream cancels what is outstanding.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lahja::Result<()> {
+/// use lahja::{Endpoint, Event};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// #[request(response = PeerCount)]
+/// struct GetPeerCount;
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// struct PeerCount(usize);
+///
+/// let endpoint = Endpoint::run("gather-doc").await?;
+/// endpoint.handle_requests(|_: GetPeerCount| async { PeerCount(3) }).detach();
+/// let mut answers = endpoint.request_all(GetPeerCount)?;
+/// let (origin, answer) = answers.next().await.unwrap();
+/// assert_eq!((&*origin, answer?), ("gather-doc", PeerCount(3)));
+/// assert!(answers.next().await.is_none()); // one target, one item
+/// # Ok(()) }
+/// ```
+pub struct GatherStream<R> {
+    gathering: Gathering,
+    answers: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> GatherStream<R> {
+    pub(crate) fn new(gathering: Gathering) -> Self {
+        GatherStream {
+            gathering,
+            answers: std::marker::PhantomData,
+        }
+    }
+
+    /// The next target's answer, or `None` once every target has ended.
+    pub async fn next(&mut self) -> Option<GatheredAnswer<R>> {
+        std::future::poll_fn(|cx| self.gathering.poll_next::<R>(cx)).await
+    }
+
+    /// The targets that have not answered, dropped the request or gone yet.
+    pub fn outstanding(&self) -> Vec<Arc<str>> {
+        self.gathering.outstanding()
+    }
+}
+
+impl<R: Request> Stream for GatherStream<R> {
+    type Item = GatheredAnswer<R>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().gathering.poll_next::<R>(cx)
+    }
+}
+
+impl<R> fmt::Debug for GatherStream<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatherStream")
+            .field("outstanding", &self.gathering.outstanding())
             .finish()
     }
 }

@@ -20,6 +20,22 @@ struct Unsent {
     links: Vec<Arc<Link>>,
 }
 
+/// What a delivery could not do without waiting.
+pub(super) struct Rest {
+    /// The first local sink that was full (the ones after it wait too).
+    local_full: Option<usize>,
+    unsent: Option<Unsent>,
+    /// Peers found closed.
+    gone: Vec<Arc<str>>,
+}
+
+impl Rest {
+    /// Whether finishing it has to wait for room somewhere.
+    pub(super) fn needs_waiting(&self) -> bool {
+        self.local_full.is_some() || self.unsent.is_some()
+    }
+}
+
 impl Core {
     /// The targets of an `E` routed by `config`; refused once stopped.
     pub(super) fn route<E: Event>(&self, config: &BroadcastConfig) -> Result<Route> {
@@ -27,14 +43,11 @@ impl Core {
         if !self.is_running() {
             return Err(self.lifecycle("cannot broadcast"));
         }
-        router::targets(
-            &self.name,
-            &state.sinks,
-            &state.peers,
-            E::ID,
-            E::NAME,
-            config,
-        )
+        let me = router::Me {
+            name: &self.name,
+            groups: &state.groups,
+        };
+        router::targets(me, &state.sinks, &state.peers, E::ID, E::NAME, config)
     }
 
     /// `broadcast_with`: a broadcast, or a response when `config` says so.
@@ -98,37 +111,87 @@ impl Core {
         ticket: Option<&Arc<Ticket>>,
         request: Option<RequestId>,
     ) -> Result<()> {
+        let rest = self.start_delivery(route, event, ticket, request)?;
+        self.finish_delivery(route, rest, event, ticket, request)
+            .await;
+        Ok(())
+    }
+
+    /// Delivers what can go without waiting, in the order `deliver` does:
+    /// the peers with room, then local sinks up to the first full one.
+    pub(super) fn start_delivery<E: Event>(
+        &self,
+        route: &Route,
+        event: &E,
+        ticket: Option<&Arc<Ticket>>,
+        request: Option<RequestId>,
+    ) -> Result<Rest> {
         let kind = if request.is_some() {
             Kind::Request
         } else {
             Kind::Event
         };
-        let (unsent, mut gone) =
-            self.offer_remote(route, event, kind, request.map_or(0, |r| r.0))?;
-        if let Some(sinks) = &route.local {
+        let (unsent, gone) = self.offer_remote(route, event, kind, request.map_or(0, |r| r.0))?;
+        let local_full = route.local.as_ref().and_then(|sinks| {
             let delivery = Delivery {
                 origin: &self.name,
                 event,
                 ticket,
             };
-            deliver_local(sinks, &delivery).await;
+            try_local(sinks, 0, &delivery)
+        });
+        Ok(Rest {
+            local_full,
+            unsent,
+            gone,
+        })
+    }
+
+    /// Delivers what [`start_delivery`](Self::start_delivery) left,
+    /// waiting for room.
+    pub(super) async fn finish_delivery<E: Event>(
+        &self,
+        route: &Route,
+        rest: Rest,
+        event: &E,
+        ticket: Option<&Arc<Ticket>>,
+        request: Option<RequestId>,
+    ) {
+        let mut gone = rest.gone;
+        if let (Some(sinks), Some(full)) = (&route.local, rest.local_full) {
+            let delivery = Delivery {
+                origin: &self.name,
+                event,
+                ticket,
+            };
+            finish_local(sinks, full, &delivery).await;
         }
-        if let Some(unsent) = unsent {
+        if let Some(unsent) = rest.unsent {
             for link in unsent.links {
                 if link.send(&unsent.frame).await.is_err() {
                     gone.push(link.name.clone());
                 }
             }
         }
-        // A peer that went away is skipped. Its reader fails the requests
-        // waiting on it, but it may have done so before this request was
-        // registered: a request that met a closed queue says so itself.
         if let Some(request) = request {
-            for peer in gone {
-                self.target_gave_up(request, &peer, GaveUp::Disconnected);
-            }
+            self.gave_up_on(gone, request);
         }
-        Ok(())
+    }
+
+    /// Finishes a delivery that has nothing to wait for (see
+    /// [`Rest::needs_waiting`]): only closed peers are left to note.
+    pub(super) fn settle_gone(&self, rest: Rest, request: RequestId) {
+        debug_assert!(!rest.needs_waiting());
+        self.gave_up_on(rest.gone, request);
+    }
+
+    /// A peer that went away is skipped. Its reader fails the requests
+    /// waiting on it, but it may have done so before this request was
+    /// registered: a request that met a closed queue says so itself.
+    fn gave_up_on(&self, gone: Vec<Arc<str>>, request: RequestId) {
+        for peer in gone {
+            self.target_gave_up(request, &peer, GaveUp::Disconnected);
+        }
     }
 
     /// Encodes `event` once and offers the frame to every remote target
@@ -260,16 +323,33 @@ fn offer_local(sinks: &[SinkEntry], delivery: &Delivery<'_>) -> bool {
     full
 }
 
-/// Offers one event to local sinks in turn, waiting for room in a full
-/// one before the next. Used for local broadcasts and for events read
-/// from a peer alike.
-pub(super) async fn deliver_local(sinks: &[SinkEntry], delivery: &Delivery<'_>) {
+/// Offers one event to `sinks[from..]` in turn, without waiting; the
+/// index of the first that was full.
+fn try_local(sinks: &[SinkEntry], from: usize, delivery: &Delivery<'_>) -> Option<usize> {
     let answerable = delivery.ticket.is_some();
-    for entry in sinks {
-        if router::takes(entry.kind, answerable)
-            && let Offer::Full = entry.sink.try_deliver(delivery)
-        {
-            entry.sink.deliver(delivery).await;
+    (from..sinks.len()).find(|&i| {
+        let entry = &sinks[i];
+        router::takes(entry.kind, answerable)
+            && matches!(entry.sink.try_deliver(delivery), Offer::Full)
+    })
+}
+
+/// Waits for room in the full sink `sinks[full]`, then goes on offering
+/// to the ones after it in turn, waiting wherever one is full.
+async fn finish_local(sinks: &[SinkEntry], mut full: usize, delivery: &Delivery<'_>) {
+    loop {
+        sinks[full].sink.deliver(delivery).await;
+        match try_local(sinks, full + 1, delivery) {
+            Some(next) => full = next,
+            None => return,
         }
+    }
+}
+
+/// Offers one event to local sinks in turn, waiting for room in a full
+/// one before the next. Used for events read from a peer.
+pub(super) async fn deliver_local(sinks: &[SinkEntry], delivery: &Delivery<'_>) {
+    if let Some(full) = try_local(sinks, 0, delivery) {
+        finish_local(sinks, full, delivery).await;
     }
 }

@@ -10,7 +10,7 @@ use super::router::{self, Inbound, Requester};
 use super::subscribers::Delivery;
 use crate::link::{Link, Warning};
 use crate::wire::{self, Frame, Kind, Violation};
-use crate::{RequestId, registry};
+use crate::{RequestId, registry, validate_name};
 
 impl Core {
     /// Handles one frame from `link`; a violation closes that link.
@@ -63,6 +63,15 @@ impl Core {
                 let ids: Vec<u64> =
                     crate::codec::decode(&body).map_err(|e| Violation::BadBody(e.to_string()))?;
                 self.set_peer_subscriptions(link, ids);
+            }
+            Kind::Groups => {
+                let body = wire::body(&frame, max)?;
+                let groups: Vec<String> =
+                    crate::codec::decode(&body).map_err(|e| Violation::BadBody(e.to_string()))?;
+                for group in &groups {
+                    validate_name(group).map_err(|e| Violation::BadBody(e.to_string()))?;
+                }
+                self.set_peer_groups(link, groups);
             }
             Kind::Hello | Kind::Reject => return Err(Violation::Unexpected(frame.kind)),
         }

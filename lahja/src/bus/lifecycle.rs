@@ -4,7 +4,6 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::requests::Outcome;
 use super::{Core, Signal};
 
 /// Something a transport runs for the endpoint until it stops: a
@@ -74,7 +73,7 @@ impl Core {
             peer.link.abort();
         }
         for (_, pending) in pending {
-            let _ = pending.tx.send(Outcome::Stopped);
+            pending.waiter.stopped(pending.targets);
         }
         drop(sinks);
         self.signal(Signal::Connections);

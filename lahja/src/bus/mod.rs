@@ -3,14 +3,18 @@
 //! clones, streams, guards and transport tasks.
 //!
 //! [`router`] decides who receives what; the other files carry out one
-//! concern each: [`subscribers`], [`peers`], [`requests`], [`delivery`],
-//! [`inbound`] frames, [`lifecycle`] and [`waits`]. The core knows peers
+//! concern each: [`subscribers`], [`peers`], [`groups`], what peers are
+//! told ([`announcements`]), [`requests`], [`delivery`], [`inbound`]
+//! frames, [`lifecycle`] and [`waits`]. The core knows peers
 //! only as [`Link`](crate::link::Link)s and never imports a transport.
 //!
 //! Locks are never held across an `.await`, and nothing that can run user
 //! code (a callback, a dropped handler) is dropped while the lock is held.
 
+mod announcements;
 mod delivery;
+mod gather;
+mod groups;
 mod id_map;
 mod inbound;
 mod lifecycle;
@@ -20,13 +24,15 @@ mod router;
 mod subscribers;
 mod waits;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+pub(crate) use gather::Gathering;
 pub(crate) use lifecycle::Service;
-pub(crate) use peers::Greeting;
+pub(crate) use peers::{Greeting, PeerInfo};
 pub(crate) use requests::Ticket;
 pub(crate) use subscribers::{Delivery, Offer, Sink, SinkGuard, SinkKind, WaitForRoom};
 pub(crate) use waits::Condition;
@@ -43,10 +49,12 @@ pub(crate) struct State {
     sinks: SinkTable,
     peers: PeerTable,
     pending: IdMap<RequestId, Pending>,
-    /// Counts changes of the set of subscribed IDs: a frame encoded
-    /// outside the lock is queued only if the set is still the one it
-    /// was encoded from.
-    subscriptions_version: u64,
+    /// The groups this endpoint belongs to.
+    groups: BTreeSet<String>,
+    /// Counts changes of what peers know of us (subscribed IDs, groups):
+    /// a frame encoded outside the lock is queued only if nothing changed
+    /// since it was read.
+    version: u64,
 }
 
 /// A kind of change that waits can wait for.
@@ -54,7 +62,7 @@ pub(crate) struct State {
 pub(crate) enum Signal {
     /// A peer connected or disconnected (which changes subscriptions too).
     Connections,
-    /// Some endpoint's subscriptions changed.
+    /// Some endpoint's subscriptions or groups changed.
     Subscriptions,
 }
 
@@ -75,6 +83,7 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(name: Arc<str>, options: EndpointOptions) -> Arc<Self> {
+        let groups = options.groups.iter().cloned().collect();
         Arc::new(Core {
             name,
             options,
@@ -83,7 +92,8 @@ impl Core {
                 sinks: IdMap::default(),
                 peers: PeerTable::new(),
                 pending: IdMap::default(),
-                subscriptions_version: 0,
+                groups,
+                version: 0,
             }),
             running: AtomicBool::new(true),
             // A random start: a requester restarted under the same name

@@ -11,7 +11,7 @@ use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Core;
 use super::router::{self, Requester};
@@ -43,13 +43,57 @@ pub(crate) enum Outcome {
     Stopped,
 }
 
-/// A request waiting for its answer.
+/// A request waiting for its answers.
 pub(crate) struct Pending {
-    pub(crate) tx: oneshot::Sender<Outcome>,
-    /// The endpoints that received it and have not given up yet (few:
-    /// a list beats a set).
+    pub(crate) waiter: Waiter,
+    /// The endpoints that received it and have not answered or given up
+    /// yet (few: a list beats a set).
     pub(crate) targets: Vec<Arc<str>>,
     pub(crate) any_dropped: bool,
+}
+
+/// Who waits for a request, and for what.
+pub(crate) enum Waiter {
+    /// `request()`: the first answer, or how the request failed.
+    First(oneshot::Sender<Outcome>),
+    /// `request_all()`: how each target ended. Its capacity is the number
+    /// of targets, and each target ends once, so a send never finds it full.
+    Each(mpsc::Sender<(Arc<str>, Outcome)>),
+}
+
+impl Waiter {
+    /// Tells the waiter that this endpoint stopped; `targets` had not ended.
+    pub(crate) fn stopped(self, targets: Vec<Arc<str>>) {
+        match self {
+            Waiter::First(tx) => {
+                let _ = tx.send(Outcome::Stopped);
+            }
+            Waiter::Each(tx) => {
+                for target in targets {
+                    let _ = tx.try_send((target, Outcome::Stopped));
+                }
+            }
+        }
+    }
+}
+
+/// What to tell a waiter, sent once the lock is released.
+enum Notice {
+    First(oneshot::Sender<Outcome>, Outcome),
+    Each(mpsc::Sender<(Arc<str>, Outcome)>, (Arc<str>, Outcome)),
+}
+
+impl Notice {
+    fn send(self) {
+        match self {
+            Notice::First(tx, outcome) => {
+                let _ = tx.send(outcome);
+            }
+            Notice::Each(tx, item) => {
+                let _ = tx.try_send(item);
+            }
+        }
+    }
 }
 
 /// How a target gave up on a request.
@@ -68,7 +112,8 @@ impl Core {
         config: &BroadcastConfig,
     ) -> Result<R::Response> {
         let route = self.route::<R>(config)?;
-        let (id, answer) = self.register_request(route.endpoints(&self.name));
+        let (tx, answer) = oneshot::channel();
+        let id = self.register_request(route.endpoints(&self.name), Waiter::First(tx));
         let _pending = PendingGuard { core: self, id };
         let ticket = route
             .local
@@ -86,33 +131,54 @@ impl Core {
     }
 
     /// Registers a request waiting on `targets`.
-    fn register_request(&self, targets: Vec<Arc<str>>) -> (RequestId, oneshot::Receiver<Outcome>) {
+    pub(super) fn register_request(&self, targets: Vec<Arc<str>>, waiter: Waiter) -> RequestId {
         // fetch_add wraps: starting anywhere is fine.
         let id = RequestId(self.next_request.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = oneshot::channel();
         let pending = Pending {
-            tx,
+            waiter,
             targets,
             any_dropped: false,
         };
         self.state().pending.insert(id, pending);
-        (id, rx)
+        id
+    }
+
+    /// Forgets a pending request (its caller went away).
+    pub(super) fn forget_request(&self, id: RequestId) {
+        let removed = self.state().pending.remove(&id);
+        drop(removed);
     }
 
     /// Completes a pending request with an answer from `from`, if `from` is
-    /// one of the endpoints it was sent to; anything else is discarded.
+    /// one of the endpoints it was sent to and has not answered yet;
+    /// anything else is discarded.
     pub(super) fn complete(&self, id: RequestId, from: &str, outcome: Outcome) {
-        let pending = {
+        let notice = {
             let mut state = self.state();
-            match state.pending.get(&id) {
-                Some(p) if router::may_answer(&p.targets, from) => state.pending.remove(&id),
+            match state.pending.get_mut(&id) {
+                Some(p) if router::may_answer(&p.targets, from) => match &p.waiter {
+                    Waiter::First(_) => match state.pending.remove(&id) {
+                        Some(Pending {
+                            waiter: Waiter::First(tx),
+                            ..
+                        }) => Some(Notice::First(tx, outcome)),
+                        _ => None,
+                    },
+                    Waiter::Each(tx) => {
+                        let tx = tx.clone();
+                        let index = p.targets.iter().position(|t| **t == *from);
+                        let from = p.targets.swap_remove(index.unwrap_or_default());
+                        if p.targets.is_empty() {
+                            state.pending.remove(&id);
+                        }
+                        Some(Notice::Each(tx, (from, outcome)))
+                    }
+                },
                 _ => None,
             }
         };
-        match pending {
-            Some(pending) => {
-                let _ = pending.tx.send(outcome);
-            }
+        match notice {
+            Some(notice) => notice.send(),
             None => tracing::debug!(
                 endpoint = %self.name,
                 ?id,
@@ -122,9 +188,10 @@ impl Core {
         }
     }
 
-    /// Target `from` will not answer request `id`; fail it when no target is left.
+    /// Target `from` will not answer request `id`: a gathered request
+    /// says so for that target; a plain one fails when no target is left.
     pub(crate) fn target_gave_up(&self, id: RequestId, from: &Arc<str>, how: GaveUp) {
-        let finished = {
+        let notice = {
             let mut state = self.state();
             let Some(pending) = state.pending.get_mut(&id) else {
                 return;
@@ -134,19 +201,44 @@ impl Core {
             };
             pending.targets.swap_remove(index);
             pending.any_dropped |= how == GaveUp::Dropped;
-            if pending.targets.is_empty() {
+            let last = pending.targets.is_empty();
+            let notice = match &pending.waiter {
+                Waiter::Each(tx) => {
+                    let outcome = match how {
+                        GaveUp::Dropped => Outcome::Dropped,
+                        GaveUp::Disconnected => Outcome::Disconnected(from.clone()),
+                    };
+                    Some(Notice::Each(tx.clone(), (from.clone(), outcome)))
+                }
+                Waiter::First(_) => None,
+            };
+            let finished = if last {
                 state.pending.remove(&id)
             } else {
                 None
+            };
+            match (notice, finished) {
+                (Some(notice), _) => Some(notice),
+                (
+                    None,
+                    Some(Pending {
+                        waiter: Waiter::First(tx),
+                        any_dropped,
+                        ..
+                    }),
+                ) => {
+                    let outcome = if any_dropped {
+                        Outcome::Dropped
+                    } else {
+                        Outcome::Disconnected(from.clone())
+                    };
+                    Some(Notice::First(tx, outcome))
+                }
+                (None, _) => None,
             }
         };
-        if let Some(pending) = finished {
-            let outcome = if pending.any_dropped {
-                Outcome::Dropped
-            } else {
-                Outcome::Disconnected(from.clone())
-            };
-            let _ = pending.tx.send(outcome);
+        if let Some(notice) = notice {
+            notice.send();
         }
     }
 
@@ -172,7 +264,7 @@ impl Core {
 }
 
 /// Turns the outcome of a request for `R` into its typed result.
-fn into_response<R: Request>(outcome: Outcome, endpoint: &str) -> Result<R::Response> {
+pub(super) fn into_response<R: Request>(outcome: Outcome, endpoint: &str) -> Result<R::Response> {
     match outcome {
         Outcome::Reply(reply) if reply.event_id == <R::Response as Event>::ID => {
             match reply.value {
@@ -209,8 +301,7 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        let removed = self.core.state().pending.remove(&self.id);
-        drop(removed);
+        self.core.forget_request(self.id);
     }
 }
 

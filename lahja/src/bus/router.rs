@@ -5,6 +5,7 @@
 //! their subscriptions); the callers act on the answer and never decide
 //! themselves. A [`BroadcastConfig`] is read here and nowhere else.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::peers::PeerTable;
@@ -58,34 +59,45 @@ impl Route {
     }
 }
 
+/// This endpoint, as routing sees it.
+#[derive(Clone, Copy)]
+pub(crate) struct Me<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) groups: &'a BTreeSet<String>,
+}
+
 /// The targets of an event of `id` (wire name `name`) sent by endpoint
-/// `me`: the endpoints subscribed to it that `filter_endpoint` names
-/// (all when unset; `me` too), leaving out peers when `internal`. With
-/// `require_subscriber`, no target at all is `NoSubscribers`.
+/// `me`: the endpoints subscribed to it that `filter_endpoint` names and
+/// that are members of `filter_group` (either unset: all, `me` too),
+/// leaving out peers when `internal`. With `require_subscriber`, no
+/// target at all is `NoSubscribers`.
 ///
 /// A request sink counts as a subscriber here even for a plain broadcast
 /// of its type, which it does not take (see [`takes`]).
 pub(crate) fn targets(
-    me: &str,
+    me: Me<'_>,
     sinks: &SinkTable,
     peers: &PeerTable,
     id: EventId,
     name: &'static str,
     config: &BroadcastConfig,
 ) -> Result<Route> {
-    let allowed = |endpoint: &str| {
-        config
-            .filter_endpoint
-            .as_deref()
-            .is_none_or(|only| only == endpoint)
+    let allowed = |endpoint: &str, groups: &BTreeSet<String>| {
+        let named = config.filter_endpoint.as_deref();
+        let group = config.filter_group.as_deref();
+        named.is_none_or(|only| only == endpoint) && group.is_none_or(|g| groups.contains(g))
     };
-    let local = allowed(me).then(|| sinks.get(&id).cloned()).flatten();
+    let local = allowed(me.name, me.groups)
+        .then(|| sinks.get(&id).cloned())
+        .flatten();
     let remote = if config.internal {
         Vec::new()
     } else {
         peers
             .iter()
-            .filter(|(peer, entry)| allowed(peer) && entry.subscriptions.contains(&id))
+            .filter(|(peer, entry)| {
+                allowed(peer, &entry.groups) && entry.subscriptions.contains(&id)
+            })
             .map(|(_, entry)| entry.link.clone())
             .collect()
     };

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::announcements::News;
 use super::id_map::IdMap;
 use super::requests::Ticket;
 use super::{Core, Signal, State};
@@ -74,12 +75,14 @@ impl Core {
     ) -> SinkGuard {
         let key = self.next_sink.fetch_add(1, Ordering::Relaxed);
         let entry = SinkEntry { key, kind, sink };
-        let set_after = |state: &State| {
+        let news = |state: &State| {
             let new_id = self.is_running() && !state.sinks.contains_key(&id);
-            new_id.then(|| state.wire_ids().into_iter().chain([id.as_u64()]).collect())
+            new_id.then(|| {
+                News::Subscriptions(state.wire_ids().into_iter().chain([id.as_u64()]).collect())
+            })
         };
         // The list replaced, dropped after the lock; `None` once stopped.
-        let replaced = self.change_subscriptions(set_after, |state| {
+        let replaced = self.change_announced(news, |state| {
             if !self.is_running() {
                 return None;
             }
@@ -101,23 +104,20 @@ impl Core {
     }
 
     fn remove_sink(&self, id: EventId, key: u64) {
-        let set_after = |state: &State| {
+        let news = |state: &State| {
             let last = state
                 .sinks
                 .get(&id)
                 .is_some_and(|list| list.len() == 1 && list[0].key == key);
             last.then(|| {
                 let gone = id.as_u64();
-                state
-                    .wire_ids()
-                    .into_iter()
-                    .filter(|&i| i != gone)
-                    .collect()
+                let kept = state.wire_ids().into_iter().filter(|&i| i != gone);
+                News::Subscriptions(kept.collect())
             })
         };
         // Held until the lock is released: dropping a sink can run user
         // code (a callback's captures).
-        let removed = self.change_subscriptions(set_after, |state| {
+        let removed = self.change_announced(news, |state| {
             let list = state.sinks.get(&id)?;
             let kept: Arc<[SinkEntry]> = list.iter().filter(|e| e.key != key).cloned().collect();
             if kept.len() == list.len() {

@@ -26,8 +26,12 @@ async fn a_removed_peer_s_queue_is_closed_before_the_lock_is_released() {
     let endpoint = Endpoint::run("removal").await.unwrap();
     let core = endpoint.core();
     let link = unconnected("peer");
-    core.register_peer(&link, &[Question::ID.as_u64()], Greeting::Subscriptions)
-        .unwrap();
+    core.register_peer(
+        &link,
+        info(&[Question::ID.as_u64()]),
+        Greeting::Announcements,
+    )
+    .unwrap();
     let route = core.route::<Question>(&BroadcastConfig::default()).unwrap();
     let mut state = core.state();
     assert!(state.remove_peer_entry(&link));
@@ -49,8 +53,12 @@ async fn a_request_meeting_a_closed_queue_fails_at_once() {
     let endpoint = Endpoint::run("race").await.unwrap();
     let core = endpoint.core();
     let link = unconnected("peer");
-    core.register_peer(&link, &[Question::ID.as_u64()], Greeting::Subscriptions)
-        .unwrap();
+    core.register_peer(
+        &link,
+        info(&[Question::ID.as_u64()]),
+        Greeting::Announcements,
+    )
+    .unwrap();
     link.close();
     let patience = std::time::Duration::from_secs(20);
     match tokio::time::timeout(patience, endpoint.request(Question)).await {
@@ -69,7 +77,7 @@ async fn subscribing_and_unsubscribing_queue_the_new_set_at_once() {
     let endpoint = Endpoint::run("announcements").await.unwrap();
     let core = endpoint.core();
     let link = unconnected("peer");
-    core.register_peer(&link, &[], Greeting::Subscriptions)
+    core.register_peer(&link, info(&[]), Greeting::Announcements)
         .unwrap();
     let empty = link.queue().queued();
     let first = endpoint.stream::<Answer>();
@@ -81,4 +89,12 @@ async fn subscribing_and_unsubscribing_queue_the_new_set_at_once() {
     assert_eq!(link.queue().queued(), one);
     drop(second);
     assert_eq!(link.queue().queued(), empty, "the empty set replaces it");
+}
+
+/// A peer subscribed to `ids`, in no group.
+fn info(ids: &[u64]) -> crate::bus::PeerInfo {
+    crate::bus::PeerInfo {
+        subscriptions: ids.to_vec(),
+        groups: Vec::new(),
+    }
 }

@@ -1,10 +1,13 @@
-//! What the tables say (who is connected, who subscribes to what) and
+//! What the tables say (who is connected, who subscribes to what, who is
+//! in which group) and
 //! waiting until they say something else.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::{Core, Signal, State};
-use crate::{EventId, Result};
+
+use crate::{EventId, RequestId, Result};
 
 /// A question about the tables that a caller can ask or wait for.
 #[derive(Clone, Copy, Debug)]
@@ -19,6 +22,11 @@ pub(crate) enum Condition<'a> {
     /// Every peer subscribes to the ID, and this endpoint too if the flag
     /// says so (vacuously true without peers and without self).
     AllSubscribed(EventId, bool),
+    /// Some member of the group (this endpoint included) subscribes to the ID.
+    GroupSubscribed(&'a str, EventId),
+    /// The group has at least this many connected members (this endpoint
+    /// included).
+    GroupHasMembers(&'a str, usize),
 }
 
 impl Condition<'_> {
@@ -46,6 +54,14 @@ impl Condition<'_> {
                 (!include_self || here(id))
                     && state.peers.values().all(|p| p.subscriptions.contains(&id))
             }
+            Condition::GroupSubscribed(group, id) => {
+                (state.groups.contains(group) && here(id))
+                    || state
+                        .peers
+                        .values()
+                        .any(|p| p.groups.contains(group) && p.subscriptions.contains(&id))
+            }
+            Condition::GroupHasMembers(group, n) => state.members(me, group).len() >= n,
         }
     }
 }
@@ -74,6 +90,16 @@ impl Core {
         let mut all = vec![(self.name.to_string(), ours)];
         all.extend(peers);
         all
+    }
+
+    /// The targets request `id` still waits for.
+    pub(crate) fn pending_targets(&self, id: RequestId) -> Vec<Arc<str>> {
+        let state = self.state();
+        state
+            .pending
+            .get(&id)
+            .map(|p| p.targets.clone())
+            .unwrap_or_default()
     }
 
     /// How many requests of this endpoint wait for an answer.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-pub(crate) use outgoing::{Closed, Outgoing, Overflow, TryPushError};
+pub(crate) use outgoing::{Closed, Outgoing, Overflow, Topic, TryPushError};
 
 /// The transport's side of a link: what it takes to stop one.
 pub(crate) trait Session: Send + Sync {
@@ -94,9 +94,9 @@ impl Link {
         self.queue.greet(frame)
     }
 
-    /// Replaces the pending subscription announcement with `frame`.
-    pub(crate) fn announce(&self, frame: &[u8]) {
-        self.queue.announce(frame)
+    /// Replaces the pending announcement of `topic` with `frame`.
+    pub(crate) fn announce(&self, topic: Topic, frame: &[u8]) {
+        self.queue.announce(topic, frame)
     }
 
     /// Refuses new frames; what is queued is still written.

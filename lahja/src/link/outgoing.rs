@@ -36,6 +36,13 @@ pub(crate) struct Overflow;
 /// peer) may go before the peer counts as not reading.
 const CONTROL_SLACK: usize = 64 * 1024;
 
+/// What an announcement tells a peer; each has one slot in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Topic {
+    Subscriptions = 0,
+    Groups = 1,
+}
+
 /// Why a frame was not queued without waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TryPushError {
@@ -56,11 +63,11 @@ struct Buffer {
     /// How many leading bytes of `bytes` finish a frame that was partly
     /// written through: control frames go after them, never inside.
     partial: usize,
-    /// The latest subscription announcement not yet written: a newer one
+    /// The latest announcement of each [`Topic`] not yet written: a newer one
     /// replaces it, so a peer that does not read costs one frame, not one
     /// per change. Written after the greeting, ahead of `bytes` (a
     /// subscription is never known later than a frame queued after it).
-    announcement: Vec<u8>,
+    announcements: [Vec<u8>; 2],
     /// The socket, for writing through while the queue is idle; dropped
     /// when the queue closes, so that only the writer task keeps it.
     socket: Option<Arc<OwnedWriteHalf>>,
@@ -71,7 +78,8 @@ struct Buffer {
 impl Buffer {
     /// Everything that counts against the bound.
     fn queued(&self) -> usize {
-        self.greeting.len() + self.announcement.len() + self.bytes.len() + self.in_flight
+        let announced: usize = self.announcements.iter().map(Vec::len).sum();
+        self.greeting.len() + announced + self.bytes.len() + self.in_flight
     }
 }
 
@@ -94,7 +102,7 @@ impl Outgoing {
                 closed: false,
                 greeting: Vec::new(),
                 partial: 0,
-                announcement: Vec::new(),
+                announcements: [Vec::new(), Vec::new()],
                 socket: None,
                 // A new connection counts as idle.
                 last_write: Instant::now()
@@ -211,15 +219,16 @@ impl Outgoing {
         self.data.notify_one();
     }
 
-    /// Replaces the pending subscription announcement with `frame`: only
-    /// the latest set matters, so at most one is ever queued.
-    pub(crate) fn announce(&self, frame: &[u8]) {
+    /// Replaces the pending announcement of `topic` with `frame`: only
+    /// the latest state matters, so at most one per topic is ever queued.
+    pub(crate) fn announce(&self, topic: Topic, frame: &[u8]) {
         let mut buffer = self.lock();
         if buffer.closed {
             return;
         }
-        buffer.announcement.clear();
-        buffer.announcement.extend_from_slice(frame);
+        let slot = &mut buffer.announcements[topic as usize];
+        slot.clear();
+        slot.extend_from_slice(frame);
         drop(buffer);
         self.data.notify_one();
     }
@@ -254,7 +263,7 @@ impl Outgoing {
         loop {
             let idle = {
                 let mut buffer = self.lock();
-                let controls = buffer.greeting.len() + buffer.announcement.len();
+                let controls = buffer.queued() - buffer.bytes.len() - buffer.in_flight;
                 if buffer.bytes.is_empty() && controls == 0 && buffer.closed {
                     break;
                 }
@@ -265,7 +274,9 @@ impl Outgoing {
                     // tail of a frame already begun): rare, so the shift
                     // does not matter.
                     let mut first = std::mem::take(&mut buffer.greeting);
-                    first.append(&mut buffer.announcement);
+                    for announcement in &mut buffer.announcements {
+                        first.append(announcement);
+                    }
                     batch.splice(partial..partial, first);
                     buffer.frames += 1;
                 }
@@ -352,7 +363,7 @@ mod tests {
         assert!(queue.queued() <= cap && queue.queued() + 22 > cap);
         let before = queue.queued();
         for n in 0..10_000u32 {
-            queue.announce(&n.to_le_bytes());
+            queue.announce(Topic::Subscriptions, &n.to_le_bytes());
         }
         assert_eq!(queue.queued(), before + 4);
     }
@@ -364,9 +375,10 @@ mod tests {
         let (_read, write) = client.into_split();
         let write = Arc::new(write);
         queue.push(&[9]).await.unwrap();
-        queue.announce(&[1]);
+        queue.announce(Topic::Subscriptions, &[1]);
         queue.greet(&[7]);
-        queue.announce(&[2]);
+        queue.announce(Topic::Groups, &[3]);
+        queue.announce(Topic::Subscriptions, &[2]);
         let writer = tokio::spawn({
             let queue = queue.clone();
             async move { queue.run_writer(write).await }
@@ -377,7 +389,7 @@ mod tests {
         tokio::io::AsyncReadExt::read_to_end(&mut server, &mut received)
             .await
             .unwrap();
-        assert_eq!(received, vec![7, 2, 9]);
+        assert_eq!(received, vec![7, 2, 3, 9]);
     }
 
     /// A large frame written through in part: an announcement made before
@@ -392,7 +404,7 @@ mod tests {
         let frame: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
         queue.push(&frame).await.unwrap(); // the socket takes only a part
         assert!(queue.queued() > 0, "the socket took all of it");
-        queue.announce(b"ANNOUNCEMENT");
+        queue.announce(Topic::Subscriptions, b"ANNOUNCEMENT");
         let writer = tokio::spawn({
             let queue = queue.clone();
             async move { queue.run_writer(write).await }

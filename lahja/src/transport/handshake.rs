@@ -9,7 +9,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::session::SocketSession;
-use crate::bus::{Core, Greeting};
+use crate::bus::{Core, Greeting, PeerInfo};
 use crate::link::Link;
 use crate::wire::{self, FrameBuffer, Kind, Reject};
 use crate::{ConnectionConfig, Error, Result, registry};
@@ -178,7 +178,9 @@ pub(super) async fn connect(core: Arc<Core>, config: ConnectionConfig) -> Result
         .map_err(|_| rejected("no hello within the handshake timeout".into()))?
         .map_err(rejected)?;
     let peer = match reply {
-        (Kind::Hello, body) => wire::parse_hello(&body).map_err(rejected)?,
+        (Kind::Hello, body) => wire::parse_hello(&body)
+            .and_then(check_groups)
+            .map_err(rejected)?,
         (Kind::Reject, body) => {
             return Err(match crate::codec::decode::<Reject>(&body) {
                 Ok(Reject::Refused { reason }) => rejected(reason),
@@ -214,8 +216,12 @@ pub(super) async fn connect(core: Arc<Core>, config: ConnectionConfig) -> Result
         });
     }
     let (session, link) = new_link(&core, peer.name);
-    core.register_peer(&link, &peer.subscriptions, Greeting::Subscriptions)
-        .map_err(rejected)?;
+    core.register_peer(
+        &link,
+        peer_info(peer.subscriptions, peer.groups),
+        Greeting::Announcements,
+    )
+    .map_err(rejected)?;
     session.start(&core, &link, read, write, frames);
     Ok(())
 }
@@ -241,7 +247,7 @@ pub(super) async fn accept(core: Arc<Core>, stream: UnixStream) {
         Ok(Err(reason)) => Err(reason),
         Ok(Ok((Kind::Hello, body))) => wire::parse_hello(&body).and_then(|hello| {
             crate::validate_name(&hello.name).map_err(|e| e.to_string())?;
-            Ok(hello)
+            check_groups(hello)
         }),
         Ok(Ok((kind, _))) => Err(format!("expected a hello, got {kind:?}")),
     };
@@ -268,12 +274,31 @@ pub(super) async fn accept(core: Arc<Core>, stream: UnixStream) {
         return;
     }
     let (session, link) = new_link(&core, peer.name);
-    match core.register_peer(&link, &peer.subscriptions, Greeting::Hello) {
+    match core.register_peer(
+        &link,
+        peer_info(peer.subscriptions, peer.groups),
+        Greeting::Hello,
+    ) {
         Ok(()) => session.start(&core, &link, read, write, frames),
         Err(reason) => {
             tracing::warn!(endpoint = %core.name, peer = %link.name, %reason, "refusing a connection");
             refuse(write, &core, Reject::Refused { reason }).await;
         }
+    }
+}
+
+/// A hello whose groups are all valid names.
+fn check_groups(hello: wire::Hello) -> std::result::Result<wire::Hello, String> {
+    for group in &hello.groups {
+        crate::validate_name(group).map_err(|e| format!("a group: {e}"))?;
+    }
+    Ok(hello)
+}
+
+fn peer_info(subscriptions: Vec<u64>, groups: Vec<String>) -> PeerInfo {
+    PeerInfo {
+        subscriptions,
+        groups,
     }
 }
 

@@ -144,7 +144,7 @@ async fn read_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::Greeting;
+    use crate::bus::{Greeting, PeerInfo};
     use crate::wire::Kind;
     use crate::{Endpoint, Event};
 
@@ -160,8 +160,11 @@ mod tests {
         let core = endpoint.core().clone();
         let session = Arc::new(SocketSession::default());
         let link = Link::new("peer".into(), 1 << 16, session.clone());
-        core.register_peer(&link, &[Answer::ID.as_u64()], Greeting::Hello)
-            .unwrap();
+        let info = PeerInfo {
+            subscriptions: vec![Answer::ID.as_u64()],
+            groups: Vec::new(),
+        };
+        core.register_peer(&link, info, Greeting::Hello).unwrap();
         endpoint.broadcast(Answer).await.unwrap();
         let stopping = tokio::spawn({
             let endpoint = endpoint.clone();

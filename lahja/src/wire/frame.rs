@@ -32,13 +32,16 @@ pub(crate) enum Kind {
     Request = 5,
     Response = 6,
     Dropped = 7,
+    Groups = 8,
 }
 
 impl Kind {
     /// The largest frame of this kind, given the endpoint's `max_frame_bytes`.
     pub(crate) fn max_frame(self, max_frame: usize) -> usize {
         match self {
-            Kind::Hello | Kind::Reject | Kind::Subscriptions => max_frame.max(CONTROL_FRAME_MAX),
+            Kind::Hello | Kind::Reject | Kind::Subscriptions | Kind::Groups => {
+                max_frame.max(CONTROL_FRAME_MAX)
+            }
             Kind::Event | Kind::Request | Kind::Response | Kind::Dropped => max_frame,
         }
     }
@@ -52,6 +55,7 @@ impl Kind {
             5 => Kind::Request,
             6 => Kind::Response,
             7 => Kind::Dropped,
+            8 => Kind::Groups,
             _ => return None,
         })
     }

@@ -8,7 +8,7 @@ use super::frame::{Kind, Limits, append_frame};
 use crate::{EventId, Result, codec, registry};
 
 /// The protocol this build speaks; a peer with another is refused.
-pub(crate) const PROTOCOL_VERSION: u16 = 2;
+pub(crate) const PROTOCOL_VERSION: u16 = 3;
 pub(crate) const MAGIC: [u8; 4] = *b"LAHJ";
 
 /// The first message on a connection, from both sides.
@@ -21,18 +21,21 @@ pub(crate) struct Hello {
     pub(crate) events: Vec<(u64, u64, u64)>,
     /// The IDs the sender is subscribed to.
     pub(crate) subscriptions: Vec<u64>,
+    /// The process groups the sender belongs to.
+    pub(crate) groups: Vec<String>,
 }
 
 impl Hello {
     /// The hello of endpoint `name`: the whole registry table (each event
-    /// type with its fingerprints) and its current `subscriptions`.
-    pub(crate) fn ours(name: &str, subscriptions: Vec<u64>) -> Hello {
+    /// type with its fingerprints), its current `subscriptions` and `groups`.
+    pub(crate) fn ours(name: &str, subscriptions: Vec<u64>, groups: Vec<String>) -> Hello {
         Hello {
             name: name.to_owned(),
             events: registry::all()
                 .map(|i| (i.id.as_u64(), i.schema, registry::format_of(i.id)))
                 .collect(),
             subscriptions,
+            groups,
         }
     }
 }
@@ -96,6 +99,7 @@ mod tests {
             name: "a".into(),
             events: vec![(1, 2, 3)],
             subscriptions: vec![3],
+            groups: vec!["g".into()],
         };
         let mut out = Vec::new();
         append_hello(&mut out, &hello, LIMITS).unwrap();

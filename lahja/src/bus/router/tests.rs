@@ -8,6 +8,15 @@ use crate::bus::peers::PeerEntry;
 use crate::bus::subscribers::{Delivery, Offer, Sink, WaitForRoom};
 use crate::link::Unconnected;
 
+/// This endpoint: `me`, in no group.
+fn me() -> Me<'static> {
+    static NONE: BTreeSet<String> = BTreeSet::new();
+    Me {
+        name: "me",
+        groups: &NONE,
+    }
+}
+
 const X: EventId = EventId::from_u64(1);
 const Y: EventId = EventId::from_u64(2);
 
@@ -41,13 +50,23 @@ fn sinks(ids: &[EventId]) -> SinkTable {
 
 /// Peers by name with the IDs each subscribes to.
 fn peers(table: &[(&str, &[EventId])]) -> PeerTable {
+    let in_no_group: Vec<_> = table
+        .iter()
+        .map(|&(name, ids)| (name, ids, &[][..]))
+        .collect();
+    peers_in_groups(&in_no_group)
+}
+
+/// Peers by name with the IDs each subscribes to and its groups.
+fn peers_in_groups(table: &[(&str, &[EventId], &[&str])]) -> PeerTable {
     table
         .iter()
-        .map(|&(name, ids)| {
+        .map(|&(name, ids, groups)| {
             let link = Link::new(name.into(), 1024, Arc::new(Unconnected));
             let entry = PeerEntry {
                 link,
                 subscriptions: ids.iter().copied().collect(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
             };
             (Arc::from(name), entry)
         })
@@ -57,6 +76,7 @@ fn peers(table: &[(&str, &[EventId])]) -> PeerTable {
 fn config(only: Option<&str>, internal: bool, require_subscriber: bool) -> BroadcastConfig {
     BroadcastConfig {
         filter_endpoint: only.map(str::to_owned),
+        filter_group: None,
         filter_event_id: None,
         internal,
         require_subscriber,
@@ -115,7 +135,84 @@ fn broadcast_targets_for_every_config() {
     ];
     for (only, internal, require, expected) in table {
         let config = config(*only, *internal, *require);
-        let got = reach(targets("me", &sinks, &peers, X, "X", &config));
+        let got = reach(targets(me(), &sinks, &peers, X, "X", &config));
+        let expected = expected
+            .as_ref()
+            .map(|(local, remote)| (*local, remote.iter().map(|s| s.to_string()).collect()));
+        assert_eq!(got, expected, "{config:?}");
+    }
+}
+
+/// Every combination of `filter_group` (unset, a group with this endpoint
+/// in it, one without, an unknown one), `internal` and
+/// `require_subscriber`, with X subscribed here (in `g1`) and by peers
+/// `a` (in `g1`, `g2`), `b` (`g2`) and `c` (no group); `d` (`g1`) does
+/// not subscribe.
+#[test]
+fn group_targets_for_every_config() {
+    let sinks = sinks(&[X]);
+    let ours = BTreeSet::from(["g1".to_owned()]);
+    let me = Me {
+        name: "me",
+        groups: &ours,
+    };
+    let peers = peers_in_groups(&[
+        ("a", &[X], &["g1", "g2"]),
+        ("b", &[X], &["g2"]),
+        ("c", &[X], &[]),
+        ("d", &[Y], &["g1"]),
+    ]);
+    #[rustfmt::skip]
+    let table: &[(Option<&str>, bool, bool, Reach)] = &[
+        // group     internal require   receives (self, peers)
+        (None,       false,   true,     Some((true, vec!["a", "b", "c"]))),
+        (None,       true,    true,     Some((true, vec![]))),
+        (Some("g1"), false,   true,     Some((true, vec!["a"]))),
+        (Some("g1"), false,   false,    Some((true, vec!["a"]))),
+        (Some("g1"), true,    true,     Some((true, vec![]))),
+        (Some("g1"), true,    false,    Some((true, vec![]))),
+        (Some("g2"), false,   true,     Some((false, vec!["a", "b"]))),
+        (Some("g2"), false,   false,    Some((false, vec!["a", "b"]))),
+        (Some("g2"), true,    true,     None),
+        (Some("g2"), true,    false,    Some((false, vec![]))),
+        (Some("g3"), false,   true,     None),
+        (Some("g3"), false,   false,    Some((false, vec![]))),
+        (Some("g3"), true,    true,     None),
+        (Some("g3"), true,    false,    Some((false, vec![]))),
+    ];
+    for (group, internal, require, expected) in table {
+        let mut config = config(None, *internal, *require);
+        config.filter_group = group.map(str::to_owned);
+        let got = reach(targets(me, &sinks, &peers, X, "X", &config));
+        let expected = expected
+            .as_ref()
+            .map(|(local, remote)| (*local, remote.iter().map(|s| s.to_string()).collect()));
+        assert_eq!(got, expected, "{config:?}");
+    }
+}
+
+/// A group and an endpoint name together: both must hold.
+#[test]
+fn a_group_and_a_name_narrow_each_other() {
+    let sinks = sinks(&[X]);
+    let ours = BTreeSet::from(["g1".to_owned()]);
+    let me = Me {
+        name: "me",
+        groups: &ours,
+    };
+    let peers = peers_in_groups(&[("a", &[X], &["g1"]), ("b", &[X], &["g2"])]);
+    #[rustfmt::skip]
+    let table: &[(&str, &str, Reach)] = &[
+        // name  group  receives (self, peers)
+        ("a",    "g1",  Some((false, vec!["a"]))),
+        ("b",    "g1",  None),
+        ("me",   "g1",  Some((true, vec![]))),
+        ("me",   "g2",  None),
+    ];
+    for (name, group, expected) in table {
+        let mut config = BroadcastConfig::to(*name);
+        config.filter_group = Some(group.to_string());
+        let got = reach(targets(me, &sinks, &peers, X, "X", &config));
         let expected = expected
             .as_ref()
             .map(|(local, remote)| (*local, remote.iter().map(|s| s.to_string()).collect()));
@@ -140,7 +237,7 @@ fn broadcast_targets_for_every_subscriber_set() {
         let sinks = sinks(here);
         let peers = peers(&[("a", a), ("b", b)]);
         let got = reach(targets(
-            "me",
+            me(),
             &sinks,
             &peers,
             X,
@@ -157,10 +254,10 @@ fn broadcast_targets_for_every_subscriber_set() {
 /// A request waits for the endpoints its route reaches, this one first.
 #[test]
 fn a_request_waits_for_every_endpoint_it_reaches() {
-    let me: Arc<str> = "me".into();
+    let name: Arc<str> = "me".into();
     let peers = peers(&[("a", &[X]), ("b", &[X])]);
     let route = targets(
-        "me",
+        me(),
         &sinks(&[X]),
         &peers,
         X,
@@ -168,11 +265,15 @@ fn a_request_waits_for_every_endpoint_it_reaches() {
         &BroadcastConfig::default(),
     )
     .unwrap();
-    let mut waits: Vec<String> = route.endpoints(&me).iter().map(|e| e.to_string()).collect();
+    let mut waits: Vec<String> = route
+        .endpoints(&name)
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     waits[1..].sort();
     assert_eq!(waits, ["me", "a", "b"]);
-    let route = targets("me", &sinks(&[]), &peers, X, "X", &BroadcastConfig::to("b")).unwrap();
-    assert_eq!(route.endpoints(&me), [Arc::<str>::from("b")]);
+    let route = targets(me(), &sinks(&[]), &peers, X, "X", &BroadcastConfig::to("b")).unwrap();
+    assert_eq!(route.endpoints(&name), [Arc::<str>::from("b")]);
 }
 
 /// `filter_event_id` makes a response, whatever else the config says.

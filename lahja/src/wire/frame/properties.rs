@@ -46,6 +46,7 @@ fn decode_all(bytes: &[u8], cuts: &[usize]) -> (Vec<Decoded>, Option<Violation>)
 fn kind() -> impl Strategy<Value = Kind> {
     prop_oneof![
         Just(Kind::Subscriptions),
+        Just(Kind::Groups),
         Just(Kind::Event),
         Just(Kind::Request),
         Just(Kind::Response),
