@@ -67,6 +67,7 @@ in_every_mode!(
     request_response,
     request_without_subscriber_throws,
     compat_payload_arrives_intact,
+    groups_route_to_their_members,
 );
 
 fn broadcast_from_client_to_server(test: &str) -> Scenario {
@@ -247,4 +248,57 @@ mod a_wrong_expectation_fails {
     fn mixed() {
         check("a_wrong_expectation_fails::mixed", Mode::Mixed);
     }
+}
+
+/// Three groups over five processes: `a` = hub, m1, m2; `b` = m2, m3; `c`
+/// nobody; outsider in none. A gathered request to `b` gets one answer
+/// from each of its members, a broadcast to `a` reaches its subscribed
+/// member, a broadcast to `c` has no subscriber, and a member that leaves
+/// is seen to leave. Every role knows the groups of its own peers only.
+fn groups_route_to_their_members(test: &str) -> Scenario {
+    let mut scenario = Scenario::new(test);
+    scenario
+        .role("hub")
+        .serve()
+        .join_group("a")
+        .wait_until_group_members("a", &["hub", "m1", "m2"])
+        .wait_until_group_members("b", &["m2", "m3"])
+        .wait_until_subscribed::<Ask>("m2")
+        .wait_until_subscribed::<Ask>("m3")
+        .request_all(
+            Ask(1),
+            BroadcastConfig::to_group("b"),
+            &[("m2", Pong(2)), ("m3", Pong(2))],
+        )
+        .wait_until_subscribed::<Ping>("m1")
+        .broadcast_with(Ping(7), BroadcastConfig::to_group("a"))
+        .expect_broadcast_error_with(Ping(8), BroadcastConfig::to_group("c"), no_subscribers)
+        .wait_until_group_members("a", &["hub", "m1"]);
+    scenario
+        .role("m1")
+        .run()
+        .connect_to("hub")
+        .join_group("a")
+        .wait_for(Ping(7));
+    scenario
+        .role("m2")
+        .run()
+        .connect_to("hub")
+        .join_group("a")
+        .join_group("b")
+        .serve_one_request(|Ask(n): Ask| Pong(n + 1))
+        .leave_group("a");
+    scenario
+        .role("m3")
+        .run()
+        .connect_to("hub")
+        .join_group("b")
+        .serve_one_request(|Ask(n): Ask| Pong(n + 1));
+    scenario
+        .role("outsider")
+        .run()
+        .connect_to("hub")
+        .wait_until_group_members("a", &["hub"])
+        .wait_until_group_has_members("a", 1);
+    scenario
 }

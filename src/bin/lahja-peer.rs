@@ -20,6 +20,8 @@
 //! - sending: `broadcast N`, `broadcast-internal N`, `broadcast-range FROM
 //!   UNTIL`, `broadcast-blob LEN [kind=zeros]`, `request N`, `request-many
 //!   COUNT`, `request-who`
+//! - groups: `join GROUP`, `leave GROUP`, `members GROUP`, `gather N`
+//!   (`serve`/`run` take `groups=A,B`; `to=` and `group=` route)
 //! - observing: `wait-connected NAME`, `wait-subscribed NAME TYPE`,
 //!   `wait-for`, `is-subscribed NAME`, `connected`, `rss`
 //! - 320 generated types: `many-subscribe`, `many-answer`,
@@ -103,12 +105,14 @@ impl Args {
         self.named.get(key).map(String::as_str)
     }
 
-    /// `to=NAME` routes to one endpoint.
+    /// `to=NAME` routes to one endpoint, `group=GROUP` to a group's members.
     fn config(&self) -> BroadcastConfig {
-        match self.named("to") {
+        let mut config = match self.named("to") {
             Some(name) => BroadcastConfig::to(name),
             None => BroadcastConfig::default(),
-        }
+        };
+        config.filter_group = self.named("group").map(str::to_owned);
+        config
     }
 
     fn endpoint_options(&self) -> EndpointOptions {
@@ -122,6 +126,9 @@ impl Args {
         }
         if let Some(v) = parse("max_frame") {
             options.max_frame_bytes = v;
+        }
+        if let Some(groups) = self.named("groups") {
+            options.groups = groups.split(',').map(str::to_owned).collect();
         }
         options
     }
@@ -146,7 +153,7 @@ macro_rules! commands {
 
 /// Every command: name, whether it needs an endpoint, usage, and what it does.
 const COMMANDS: &[Command] = commands! {
-    "serve" false "serve NAME PATH: serve at PATH (options: queue, capacity, max_frame)" => |p, a| Box::pin(async move {
+    "serve" false "serve NAME PATH: serve at PATH (options: queue, capacity, max_frame, groups=A,B)" => |p, a| Box::pin(async move {
         let config = ConnectionConfig::new(a.arg(0), a.arg(1));
         reply(Endpoint::serve_with(config, a.endpoint_options()).await, |e| { p.endpoint = Some(e); String::new() });
     }),
@@ -344,8 +351,7 @@ const COMMANDS: &[Command] = commands! {
         let mut errors: HashMap<String, usize> = HashMap::new();
         for task in tasks {
             if let Err(error) = task.await.unwrap() {
-                let kind = format!("{error:?}");
-                let kind = kind.split([' ', '{', '(']).next().unwrap_or("?").to_owned();
+                let kind = error_kind(&error);
                 *errors.entry(kind).or_default() += 1;
             }
         }
@@ -355,6 +361,30 @@ const COMMANDS: &[Command] = commands! {
     }),
     "request-who" true "request-who: request WhoAreYou, reply `tag TAG` (option: to)" => |p, a| Box::pin(async move {
         reply(p.ep().request_with(WhoAreYou, a.config()).await, |Tag(tag)| format!("tag {tag}"));
+    }),
+    "join" true "join GROUP: join the process group GROUP" => |p, a| Box::pin(async move {
+        reply(p.ep().join_group(a.arg(0)).await, |()| String::new());
+    }),
+    "leave" true "leave GROUP: leave the process group GROUP" => |p, a| Box::pin(async move {
+        reply(p.ep().leave_group(a.arg(0)).await, |()| String::new());
+    }),
+    "members" true "members GROUP: reply the connected members of GROUP" => |p, a| Box::pin(async move {
+        println!("ok {}", p.ep().group_members(a.arg(0)).join(" "));
+    }),
+    "gather" true "gather N: request_all Double(N), reply `ORIGIN=M` or `ORIGIN=ERROR` per target, sorted (options: to, group)" => |p, a| Box::pin(async move {
+        let mut answers = match p.ep().request_all_with(Double(a.number(0)), a.config()) {
+            Ok(answers) => answers,
+            Err(error) => return println!("err {error:?}"),
+        };
+        let mut items = Vec::new();
+        while let Some((origin, answer)) = answers.next().await {
+            items.push(match answer {
+                Ok(Doubled(m)) => format!("{origin}={m}"),
+                Err(error) => format!("{origin}={}", error_kind(&error)),
+            });
+        }
+        items.sort();
+        println!("ok {}", items.join(" "));
     }),
     "wait-connected" true "wait-connected NAME: wait until connected to NAME" => |p, a| Box::pin(async move {
         reply(p.ep().wait_until_connected_to(a.arg(0)).await, |()| String::new());
@@ -412,6 +442,16 @@ async fn wait_subscribed(endpoint: &Endpoint, who: &str, kind: &str) -> lahja::R
         "echo" => wait::<Echo>(endpoint, who).await,
         other => panic!("unknown type {other}"),
     }
+}
+
+/// An error's variant name, say `RemoteDisconnected`.
+fn error_kind(error: &lahja::Error) -> String {
+    let debug = format!("{error:?}");
+    debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or("?")
+        .to_owned()
 }
 
 fn reply<T>(result: lahja::Result<T>, ok: impl FnOnce(T) -> String) {

@@ -65,6 +65,20 @@ async fn request_api() {
 }
 
 #[tokio::test]
+async fn gathered_requests() {
+    let out = run("gathered_requests").await;
+    for line in [
+        "coordinator: networking is [\"alpha\", \"beta\"]",
+        "coordinator: alpha has 5 peers",
+        "coordinator: beta has 4 peers",
+        "coordinator: done",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
+    assert!(!out.contains("gamma has"), "{out}");
+}
+
+#[tokio::test]
 async fn blocking_client() {
     let out = run("blocking_client").await;
     for line in [

@@ -10,6 +10,7 @@ mod broadcast;
 mod connect;
 mod examples;
 mod flow_control;
+mod groups;
 mod handshake;
 mod hardening;
 mod lifecycle;

@@ -29,6 +29,7 @@ mod support;
 mod basics;
 mod blocking;
 mod broadcast;
+mod groups;
 mod lifecycle;
 mod request;
 mod subscriptions;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 
 pub const HELLO: u8 = 1;
 pub const REJECT: u8 = 2;
@@ -11,6 +11,7 @@ pub const SUBSCRIPTIONS: u8 = 3;
 pub const EVENT: u8 = 4;
 pub const REQUEST: u8 = 5;
 pub const RESPONSE: u8 = 6;
+pub const GROUPS: u8 = 8;
 
 /// bincode 2 standard unsigned varint.
 pub fn varint(out: &mut Vec<u8>, value: u64) {
@@ -45,6 +46,17 @@ pub fn frame(kind: u8, flags: u8, event_id: u64, request_id: u64, body: &[u8]) -
 }
 
 pub fn hello(name: &str, events: &[(u64, u64)], subscriptions: &[u64], version: u16) -> Vec<u8> {
+    hello_in_groups(name, events, subscriptions, &[], version)
+}
+
+/// A hello that also names the sender's groups (from protocol version 3).
+pub fn hello_in_groups(
+    name: &str,
+    events: &[(u64, u64)],
+    subscriptions: &[u64],
+    groups: &[&str],
+    version: u16,
+) -> Vec<u8> {
     let mut body = b"LAHJ".to_vec();
     body.extend_from_slice(&version.to_le_bytes());
     string(&mut body, name);
@@ -57,6 +69,10 @@ pub fn hello(name: &str, events: &[(u64, u64)], subscriptions: &[u64], version: 
     varint(&mut body, subscriptions.len() as u64);
     for &id in subscriptions {
         varint(&mut body, id);
+    }
+    varint(&mut body, groups.len() as u64);
+    for group in groups {
+        string(&mut body, group);
     }
     frame(HELLO, 0, 0, 0, &body)
 }

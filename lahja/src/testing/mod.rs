@@ -46,6 +46,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod groups;
 mod role;
 
 pub use role::Role;

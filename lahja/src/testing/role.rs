@@ -59,7 +59,7 @@ pub(super) fn show(error: &Error) -> String {
 }
 
 impl Role {
-    fn push(
+    pub(super) fn push(
         &mut self,
         label: String,
         run_async: AsyncStep,
@@ -200,6 +200,34 @@ impl Role {
                 Box::pin(async move { expect_error(ep.broadcast(event).await, expected) })
             }),
             Arc::new(move |ep, _| expect_error(ep.broadcast(e2.clone()), expected)),
+        )
+    }
+
+    /// Broadcasts `event` routed by `config` and expects it to fail as
+    /// `expected` says.
+    pub fn expect_broadcast_error_with<E: Event>(
+        &mut self,
+        event: E,
+        config: BroadcastConfig,
+        expected: fn(&Error) -> bool,
+    ) -> &mut Self {
+        let (a, b) = ((event.clone(), config.clone()), (event, config));
+        self.push(
+            format!(
+                "broadcast {} with {config:?}, expecting an error",
+                E::NAME,
+                config = b.1
+            ),
+            Arc::new(move |ep, _| {
+                let (event, config) = a.clone();
+                Box::pin(
+                    async move { expect_error(ep.broadcast_with(event, config).await, expected) },
+                )
+            }),
+            Arc::new(move |ep, _| {
+                let (event, config) = b.clone();
+                expect_error(ep.broadcast_with(event, config), expected)
+            }),
         )
     }
 

@@ -36,6 +36,37 @@ async fn names_that_are_not_names_are_refused_everywhere() {
     assert!(reason.len() < 400, "the name is not echoed whole");
 }
 
+/// Group names from a peer follow the same rules: a hello naming a bad
+/// group is refused with a reason, and a GROUPS frame naming one closes
+/// that connection. The victim goes on answering.
+#[tokio::test]
+async fn group_names_that_are_not_names_are_refused_from_peers() {
+    let dir = TempDir::new();
+    let name = unique("group-victim");
+    let mut victim = Peer::victim_serving(&name, &dir, "").await;
+    victim.ok("answer").await;
+    let path = dir.socket(&name);
+    let hello = raw::hello_in_groups(&unique("bad-group"), &[], &[], &["a/b"], raw::VERSION);
+    let body = support::refusal(&path, &hello).await;
+    let reason = String::from_utf8_lossy(&body);
+    assert!(reason.contains("a group"), "{reason}");
+
+    let mut stream = handshaken(&path, &unique("group-liar"), &[]).await;
+    let mut groups = Vec::new();
+    raw::varint(&mut groups, 2);
+    raw::string(&mut groups, "fine");
+    raw::string(&mut groups, &"g".repeat(300));
+    stream
+        .write_all(&raw::frame(raw::GROUPS, 0, 0, 0, &groups))
+        .await
+        .unwrap();
+    within("the victim to close the liar's connection", async {
+        while raw::read_frame(&mut stream).await.is_some() {}
+    })
+    .await;
+    still_answers(&mut victim, &dir).await;
+}
+
 // ----- 11. whom the client talks to --------------------------------------
 
 /// Runs `f` as root only: the checks below need another user.

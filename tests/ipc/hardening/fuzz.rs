@@ -62,6 +62,8 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         rich().prop_map(|r| encoded(&r)),
         any::<u64>().prop_map(|n| encoded(&n)),
         proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| encoded(&b)),
+        // Group lists, some with names that are not names.
+        proptest::collection::vec("[a-z/]{0,6}", 0..4).prop_map(|g| encoded(&g)),
     ];
     let mutated = (
         valid.clone(),
@@ -127,7 +129,7 @@ impl RawFrame {
 
 fn frame() -> impl Strategy<Value = RawFrame> {
     (
-        prop_oneof![8 => 3u8..=7, 1 => Just(1u8), 1 => Just(2u8), 1 => any::<u8>()],
+        prop_oneof![8 => 3u8..=8, 1 => Just(1u8), 1 => Just(2u8), 1 => any::<u8>()],
         prop_oneof![6 => Just(0u8), 3 => Just(1u8), 1 => any::<u8>()],
         event_id(),
         prop_oneof![Just(0u64), any::<u64>()],
