@@ -217,7 +217,25 @@ impl<R: Request> GatherStream<R> {
         std::future::poll_fn(|cx| self.gathering.poll_next::<R>(cx)).await
     }
 
-    /// The targets that have not answered, dropped the request or gone yet.
+    /// The targets that have not answered, dropped the request or gone
+    /// yet (in no particular order).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::{Endpoint, Event};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # #[request(response = Pong)]
+    /// # struct Ping;
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Pong;
+    /// let endpoint = Endpoint::run("outstanding-doc").await?;
+    /// let _unanswered = endpoint.stream_requests::<Ping>(); // holds, never answers
+    /// let answers = endpoint.request_all(Ping)?;
+    /// assert_eq!(answers.outstanding(), ["outstanding-doc".into()]);
+    /// # Ok(()) }
+    /// ```
     pub fn outstanding(&self) -> Vec<Arc<str>> {
         self.gathering.outstanding()
     }

@@ -10,6 +10,19 @@ use crate::{BroadcastConfig, Error, Event, GatheredAnswer, Request, Result};
 
 impl Endpoint {
     /// Joins process group `group` ([`crate::Endpoint::join_group`]).
+    ///
+    /// ```
+    /// use lahja::blocking::Endpoint;
+    ///
+    /// let endpoint = Endpoint::run("blocking-join-doc")?;
+    /// endpoint.join_group("sync")?;
+    /// assert_eq!(endpoint.groups(), ["sync"]);
+    /// assert_eq!(endpoint.group_members("sync"), ["blocking-join-doc"]);
+    /// endpoint.wait_until_group_has_members("sync", 1)?;
+    /// endpoint.leave_group("sync")?;
+    /// assert!(endpoint.groups_of("blocking-join-doc").unwrap().is_empty());
+    /// # Ok::<(), lahja::Error>(())
+    /// ```
     pub fn join_group(&self, group: &str) -> Result<()> {
         self.runtime.block_on(self.inner.join_group(group))?
     }

@@ -28,11 +28,33 @@ impl Endpoint {
     }
 
     /// Leaves process group `group` (a no-op if not a member).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// let endpoint = lahja::Endpoint::run("leave-doc").await?;
+    /// endpoint.join_group("sync").await?;
+    /// endpoint.leave_group("sync").await?;
+    /// endpoint.leave_group("never-joined").await?; // fine too
+    /// assert!(endpoint.groups().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn leave_group(&self, group: &str) -> Result<()> {
         self.core().leave_group(group)
     }
 
     /// This endpoint's groups, sorted.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{Endpoint, EndpointOptions};
+    ///
+    /// let options = EndpointOptions { groups: vec!["b".into(), "a".into()], ..Default::default() };
+    /// let endpoint = Endpoint::run_with("groups-doc", options).await?;
+    /// assert_eq!(endpoint.groups(), ["a", "b"]);
+    /// # Ok(()) }
+    /// ```
     pub fn groups(&self) -> Vec<String> {
         self.core().groups()
     }
