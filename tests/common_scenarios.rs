@@ -254,7 +254,8 @@ mod a_wrong_expectation_fails {
 /// nobody; outsider in none. A gathered request to `b` gets one answer
 /// from each of its members, a broadcast to `a` reaches its subscribed
 /// member, a broadcast to `c` has no subscriber, and a member that leaves
-/// is seen to leave. Every role knows the groups of its own peers only.
+/// is seen to leave. The outsider, connected to the hub alone, sees only
+/// the hub in `a`.
 fn groups_route_to_their_members(test: &str) -> Scenario {
     let mut scenario = Scenario::new(test);
     scenario
@@ -298,7 +299,7 @@ fn groups_route_to_their_members(test: &str) -> Scenario {
         .role("outsider")
         .run()
         .connect_to("hub")
-        .wait_until_group_members("a", &["hub"])
-        .wait_until_group_has_members("a", 1);
+        .wait_until_group_has_members("a", 1)
+        .wait_until_group_members("a", &["hub"]);
     scenario
 }

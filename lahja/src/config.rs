@@ -205,6 +205,23 @@ impl BroadcastConfig {
     }
 
     /// Deliver only to the subscribed members of group `group_name`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// # use lahja::{BroadcastConfig, Endpoint, Error, Event};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # struct Tick;
+    /// let endpoint = Endpoint::run("to-group-doc").await?;
+    /// let _ticks = endpoint.stream::<Tick>();
+    /// let to_sync = BroadcastConfig::to_group("sync");
+    /// let refused = endpoint.broadcast_with(Tick, to_sync.clone()).await;
+    /// assert!(matches!(refused, Err(Error::NoSubscribers { .. }))); // not a member
+    /// endpoint.join_group("sync").await?;
+    /// endpoint.broadcast_with(Tick, to_sync).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn to_group(group_name: impl Into<String>) -> Self {
         BroadcastConfig {
             filter_group: Some(group_name.into()),

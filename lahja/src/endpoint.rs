@@ -433,7 +433,31 @@ impl Endpoint {
     /// target, then the stream ends. Fails at once with
     /// [`Error::NoSubscribers`](crate::Error::NoSubscribers) when nobody
     /// subscribes. What can be sent without waiting is sent before this
-    /// returns. See [`GatherStream`](crate::GatherStream) for an example.
+    /// returns; where a queue or stream is full, a task sends the rest, so
+    /// a frame sent after this returns may reach that target first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::{Endpoint, Event};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// #[request(response = Version)]
+    /// struct GetVersion;
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// struct Version(String);
+    ///
+    /// let endpoint = Endpoint::run("request-all-doc").await?;
+    /// endpoint.handle_requests(|_: GetVersion| async { Version("1.0".into()) }).detach();
+    /// let mut answers = endpoint.request_all(GetVersion)?;
+    /// while let Some((origin, answer)) = answers.next().await {
+    ///     let Version(version) = answer?; // typed: a `Version`
+    ///     println!("{origin} runs {version}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn request_all<R: Request>(&self, request: R) -> Result<GatherStream<R>> {
         self.request_all_with(request, BroadcastConfig::default())
     }

@@ -158,4 +158,22 @@ pub struct RequestId(pub(crate) u64);
 /// One target's answer to a gathered request
 /// ([`Endpoint::request_all`](crate::Endpoint::request_all)): the name of
 /// the endpoint, and its response or why there is none.
+///
+/// ```
+/// use lahja::{Error, Event, GatheredAnswer};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// # #[request(response = Pong)]
+/// # struct Ping;
+/// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// # struct Pong;
+/// fn describe(item: &GatheredAnswer<Ping>) -> String {
+///     match item {
+///         (origin, Ok(Pong)) => format!("{origin} answered"),
+///         (origin, Err(Error::RemoteDisconnected { .. })) => format!("{origin} went away"),
+///         (origin, Err(error)) => format!("{origin}: {error}"),
+///     }
+/// }
+/// assert_eq!(describe(&("a".into(), Ok(Pong))), "a answered");
+/// ```
 pub type GatheredAnswer<R> = (std::sync::Arc<str>, crate::Result<<R as Request>::Response>);

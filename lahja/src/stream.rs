@@ -176,7 +176,8 @@ impl<T> Subscribed<T> {
 /// ends once every target has answered, dropped the request or gone (if
 /// this endpoint stops first, each outstanding target's item is
 /// `Lifecycle`). A target that answers twice counts once. Dropping the
-/// stream cancels what is outstanding.
+/// stream forgets the request here: later answers are discarded (nothing
+/// is sent to the targets, whose handlers still run).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -215,6 +216,11 @@ impl<R: Request> GatherStream<R> {
     /// The next target's answer, or `None` once every target has ended.
     pub async fn next(&mut self) -> Option<GatheredAnswer<R>> {
         std::future::poll_fn(|cx| self.gathering.poll_next::<R>(cx)).await
+    }
+
+    /// Forgets the request; the targets it still waited for.
+    pub(crate) fn cancel(&mut self) -> Vec<Arc<str>> {
+        self.gathering.cancel()
     }
 
     /// The targets that have not answered, dropped the request or gone

@@ -158,10 +158,17 @@ async fn schema_mismatch_reported_to_a_client_process() {
 async fn a_wrong_protocol_version_is_refused_with_a_reason() {
     let dir = TempDir::new();
     let (_endpoint, path) = serving(&dir).await;
-    let body = support::refusal(&path, &raw::hello("future", &[], &[], raw::VERSION + 1)).await;
-    let reason = String::from_utf8_lossy(&body);
-    let expected = format!("protocol version {}", raw::VERSION + 1);
-    assert!(reason.contains(&expected), "{reason}");
+    // A newer peer, and one of the previous version (before groups).
+    for version in [raw::VERSION + 1, raw::VERSION - 1] {
+        let body = support::refusal(&path, &raw::hello("other", &[], &[], version)).await;
+        let reason = String::from_utf8_lossy(&body);
+        let theirs = format!("protocol version {version}");
+        let ours = format!("speaks {}", raw::VERSION);
+        assert!(
+            reason.contains(&theirs) && reason.contains(&ours),
+            "{reason}"
+        );
+    }
 }
 
 #[tokio::test]

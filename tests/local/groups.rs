@@ -131,6 +131,32 @@ async fn dropping_the_stream_cancels_what_is_outstanding() {
     request.respond(Count(1)).await.unwrap();
 }
 
+/// A local target whose stream is full: the rest of the delivery waits
+/// in a task, which dropping the gathering stops.
+#[tokio::test]
+async fn dropping_the_stream_stops_a_delivery_that_waits_for_room() {
+    let options = EndpointOptions {
+        stream_capacity: 1,
+        ..EndpointOptions::default()
+    };
+    let endpoint = Endpoint::run_with(unique("full"), options).await.unwrap();
+    let mut held = endpoint.stream_requests::<HowMany>();
+    let first = endpoint.request_all(HowMany(1)).unwrap();
+    let second = endpoint.request_all(HowMany(2)).unwrap(); // waits for room
+    assert_eq!(endpoint.pending_requests(), 2);
+    drop(second);
+    assert_eq!(endpoint.pending_requests(), 1);
+    let request = within("the first request", held.next()).await.unwrap();
+    assert_eq!(*request, HowMany(1));
+    drop(first);
+    // The second never reaches the stream: the first answer to a new
+    // request shows that nothing was queued in between.
+    let third = endpoint.request_all(HowMany(3)).unwrap();
+    let request = within("the third request", held.next()).await.unwrap();
+    assert_eq!(*request, HowMany(3));
+    drop(third);
+}
+
 #[tokio::test]
 async fn stopping_ends_the_gathering_with_a_lifecycle_item_per_target() {
     let endpoint = Endpoint::run(unique("stopping")).await.unwrap();

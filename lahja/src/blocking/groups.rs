@@ -24,12 +24,13 @@ impl Endpoint {
     /// # Ok::<(), lahja::Error>(())
     /// ```
     pub fn join_group(&self, group: &str) -> Result<()> {
-        self.runtime.block_on(self.inner.join_group(group))?
+        // Never waits, so it works inside callbacks too.
+        self.inner.core().join_group(group)
     }
 
     /// Leaves process group `group` ([`crate::Endpoint::leave_group`]).
     pub fn leave_group(&self, group: &str) -> Result<()> {
-        self.runtime.block_on(self.inner.leave_group(group))?
+        self.inner.core().leave_group(group)
     }
 
     /// This endpoint's groups, sorted.
@@ -102,12 +103,44 @@ impl Endpoint {
     /// [`request_all`](Self::request_all), bounded as a whole by
     /// `timeout`: past it, each target still outstanding yields
     /// [`Error::Timeout`] (and the request is cancelled).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lahja::{Error, Event};
+    /// use lahja::blocking::Endpoint;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// #[request(response = Pong)]
+    /// struct Ping;
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// struct Pong;
+    ///
+    /// let endpoint = Endpoint::run("blocking-deadline-doc")?;
+    /// let _never_answered = endpoint.stream_requests::<Ping>();
+    /// let mut answers = endpoint.request_all_timeout(Ping, Duration::from_millis(10))?;
+    /// let (_, answer) = answers.next().unwrap();
+    /// assert!(matches!(answer, Err(Error::Timeout)));
+    /// assert!(answers.next().is_none());
+    /// # Ok::<(), lahja::Error>(())
+    /// ```
     pub fn request_all_timeout<R: Request>(
         &self,
         request: R,
         timeout: Duration,
     ) -> Result<GatherIter<R>> {
         self.gather(request, BroadcastConfig::default(), Some(timeout))
+    }
+
+    /// [`request_all_timeout`](Self::request_all_timeout) routed by `config`.
+    pub fn request_all_with_timeout<R: Request>(
+        &self,
+        request: R,
+        config: BroadcastConfig,
+        timeout: Duration,
+    ) -> Result<GatherIter<R>> {
+        self.gather(request, config, Some(timeout))
     }
 
     fn gather<R: Request>(
@@ -117,7 +150,7 @@ impl Endpoint {
         timeout: Option<Duration>,
     ) -> Result<GatherIter<R>> {
         Ok(GatherIter {
-            stream: Some(self.inner.request_all_with(request, config)?),
+            stream: self.inner.request_all_with(request, config)?,
             deadline: timeout.map(|t| Instant::now() + t),
             timed_out: VecDeque::new(),
             runtime: self.runtime.clone(),
@@ -135,8 +168,8 @@ impl Endpoint {
 /// drives async code; [`try_next`](Self::try_next) returns
 /// [`Error::BlockingInAsyncContext`] instead.
 pub struct GatherIter<R> {
-    /// `None` once timed out: the request is cancelled.
-    stream: Option<crate::GatherStream<R>>,
+    stream: crate::GatherStream<R>,
+    /// Cleared once passed: the request is cancelled then.
     deadline: Option<Instant>,
     /// The targets that were outstanding at the deadline, to report.
     timed_out: VecDeque<Arc<str>>,
@@ -149,24 +182,20 @@ impl<R: Request> GatherIter<R> {
         if let Some(target) = self.timed_out.pop_front() {
             return Ok(Some((target, Err(Error::Timeout))));
         }
-        let Some(stream) = self.stream.as_mut() else {
-            return Ok(None);
+        let Some(deadline) = self.deadline else {
+            return self.runtime.block_on(self.stream.next());
         };
-        let next = match self.deadline {
-            None => self.runtime.block_on(stream.next())?,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match self.runtime.block_on_timeout(left, stream.next()) {
-                    Err(Error::Timeout) => {
-                        self.timed_out = stream.outstanding().into();
-                        self.stream = None;
-                        return self.try_next();
-                    }
-                    other => other?,
-                }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.runtime.block_on_timeout(left, self.stream.next()) {
+            Err(Error::Timeout) => {
+                // Forgetting the request takes the targets still waited for
+                // in one step; outcomes already sent are still read below.
+                self.timed_out = self.stream.cancel().into();
+                self.deadline = None;
+                self.try_next()
             }
-        };
-        Ok(next)
+            other => other,
+        }
     }
 }
 

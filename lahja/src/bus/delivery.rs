@@ -108,10 +108,10 @@ impl Core {
         &self,
         route: &Route,
         event: &E,
-        ticket: Option<&Arc<Ticket>>,
+        ticket: Option<Arc<Ticket>>,
         request: Option<RequestId>,
     ) -> Result<()> {
-        let rest = self.start_delivery(route, event, ticket, request)?;
+        let rest = self.start_delivery(route, event, ticket.as_ref(), request)?;
         self.finish_delivery(route, rest, event, ticket, request)
             .await;
         Ok(())
@@ -148,13 +148,15 @@ impl Core {
     }
 
     /// Delivers what [`start_delivery`](Self::start_delivery) left,
-    /// waiting for room.
+    /// waiting for room. This copy of the ticket goes once the local
+    /// sinks have the request, not after the peers do: a local target that
+    /// drops it is not kept waiting behind a slow peer.
     pub(super) async fn finish_delivery<E: Event>(
         &self,
         route: &Route,
         rest: Rest,
         event: &E,
-        ticket: Option<&Arc<Ticket>>,
+        ticket: Option<Arc<Ticket>>,
         request: Option<RequestId>,
     ) {
         let mut gone = rest.gone;
@@ -162,10 +164,11 @@ impl Core {
             let delivery = Delivery {
                 origin: &self.name,
                 event,
-                ticket,
+                ticket: ticket.as_ref(),
             };
             finish_local(sinks, full, &delivery).await;
         }
+        drop(ticket);
         if let Some(unsent) = rest.unsent {
             for link in unsent.links {
                 if link.send(&unsent.frame).await.is_err() {

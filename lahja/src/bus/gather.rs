@@ -44,7 +44,7 @@ impl Core {
             // Nobody to wait for: the gathering ends at once.
             return Ok(gathering);
         }
-        let id = self.register_request(targets, Waiter::Each(tx));
+        let id = self.register_request(targets, Waiter::Each(tx))?;
         gathering.id = Some(id);
         let ticket = route
             .local
@@ -55,7 +55,7 @@ impl Core {
         if rest.needs_waiting() {
             let core = self.clone();
             let finishing = self.runtime.spawn(async move {
-                core.finish_delivery(&route, rest, &request, ticket.as_ref(), request_id)
+                core.finish_delivery(&route, rest, &request, ticket, request_id)
                     .await;
             });
             gathering.delivery = Some(finishing.abort_handle());
@@ -80,6 +80,19 @@ impl Gathering {
         })
     }
 
+    /// Stops gathering: forgets the request (later answers are
+    /// discarded) and returns the targets it still waited for. Outcomes
+    /// already on their way are still yielded, then the gathering ends.
+    pub(crate) fn cancel(&mut self) -> Vec<Arc<str>> {
+        if let Some(delivery) = self.delivery.take() {
+            delivery.abort();
+        }
+        self.id
+            .take()
+            .map(|id| self.core.forget_request(id))
+            .unwrap_or_default()
+    }
+
     /// The targets that have not answered, dropped or gone yet.
     pub(crate) fn outstanding(&self) -> Vec<Arc<str>> {
         self.id
@@ -90,11 +103,6 @@ impl Gathering {
 
 impl Drop for Gathering {
     fn drop(&mut self) {
-        if let Some(delivery) = self.delivery.take() {
-            delivery.abort();
-        }
-        if let Some(id) = self.id {
-            self.core.forget_request(id);
-        }
+        self.cancel();
     }
 }

@@ -39,23 +39,24 @@ impl Core {
 
     fn change_groups(&self, group: &str, join: bool) -> Result<()> {
         validate_name(group)?;
-        if !self.is_running() {
-            return Err(self.lifecycle("cannot change its groups"));
-        }
         let news = |state: &State| {
-            (state.groups.contains(group) != join).then(|| {
+            let changes = self.is_running() && state.groups.contains(group) != join;
+            changes.then(|| {
                 let others = state.groups.iter().filter(|g| *g != group).cloned();
                 let joined = join.then(|| group.to_owned());
                 News::Groups(others.chain(joined).collect())
             })
         };
+        // Checked under the lock: a change racing `stop` fails, not lands.
         let changed = self.change_announced(news, |state| {
-            if join {
-                state.groups.insert(group.to_owned())
+            if !self.is_running() {
+                Err(self.lifecycle("cannot change its groups"))
+            } else if join {
+                Ok(state.groups.insert(group.to_owned()))
             } else {
-                state.groups.remove(group)
+                Ok(state.groups.remove(group))
             }
-        });
+        })?;
         if changed {
             self.signal(Signal::Subscriptions);
         }

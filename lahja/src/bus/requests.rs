@@ -113,13 +113,13 @@ impl Core {
     ) -> Result<R::Response> {
         let route = self.route::<R>(config)?;
         let (tx, answer) = oneshot::channel();
-        let id = self.register_request(route.endpoints(&self.name), Waiter::First(tx));
+        let id = self.register_request(route.endpoints(&self.name), Waiter::First(tx))?;
         let _pending = PendingGuard { core: self, id };
         let ticket = route
             .local
             .is_some()
             .then(|| Ticket::new(id, Requester::Here, self));
-        self.deliver(&route, &request, ticket.as_ref(), Some(id))
+        self.deliver(&route, &request, ticket.clone(), Some(id))
             .await?;
         // From here on only the answerers hold the ticket: when the last one
         // drops it unanswered, the request fails with RequestDropped.
@@ -130,8 +130,14 @@ impl Core {
         }
     }
 
-    /// Registers a request waiting on `targets`.
-    pub(super) fn register_request(&self, targets: Vec<Arc<str>>, waiter: Waiter) -> RequestId {
+    /// Registers a request waiting on `targets`; refused once stopped
+    /// (checked under the lock that the stop clears `running` under, so a
+    /// request never lands in the table of a stopped endpoint).
+    pub(super) fn register_request(
+        &self,
+        targets: Vec<Arc<str>>,
+        waiter: Waiter,
+    ) -> Result<RequestId> {
         // fetch_add wraps: starting anywhere is fine.
         let id = RequestId(self.next_request.fetch_add(1, Ordering::Relaxed));
         let pending = Pending {
@@ -139,14 +145,19 @@ impl Core {
             targets,
             any_dropped: false,
         };
-        self.state().pending.insert(id, pending);
-        id
+        let mut state = self.state();
+        if !self.is_running() {
+            return Err(self.lifecycle("stopped while a request was sent"));
+        }
+        state.pending.insert(id, pending);
+        Ok(id)
     }
 
-    /// Forgets a pending request (its caller went away).
-    pub(super) fn forget_request(&self, id: RequestId) {
+    /// Forgets a pending request (its caller went away); the targets it
+    /// still waited for.
+    pub(super) fn forget_request(&self, id: RequestId) -> Vec<Arc<str>> {
         let removed = self.state().pending.remove(&id);
-        drop(removed);
+        removed.map(|pending| pending.targets).unwrap_or_default()
     }
 
     /// Completes a pending request with an answer from `from`, if `from` is

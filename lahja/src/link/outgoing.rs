@@ -68,6 +68,11 @@ struct Buffer {
     /// per change. Written after the greeting, ahead of `bytes` (a
     /// subscription is never known later than a frame queued after it).
     announcements: [Vec<u8>; 2],
+    /// When each pending announcement was made (by `changes`): they are
+    /// written oldest first, so a peer applies changes of different
+    /// topics in the order they happened.
+    announced_at: [u64; 2],
+    changes: u64,
     /// The socket, for writing through while the queue is idle; dropped
     /// when the queue closes, so that only the writer task keeps it.
     socket: Option<Arc<OwnedWriteHalf>>,
@@ -103,6 +108,8 @@ impl Outgoing {
                 greeting: Vec::new(),
                 partial: 0,
                 announcements: [Vec::new(), Vec::new()],
+                announced_at: [0; 2],
+                changes: 0,
                 socket: None,
                 // A new connection counts as idle.
                 last_write: Instant::now()
@@ -226,6 +233,8 @@ impl Outgoing {
         if buffer.closed {
             return;
         }
+        buffer.changes += 1;
+        buffer.announced_at[topic as usize] = buffer.changes;
         let slot = &mut buffer.announcements[topic as usize];
         slot.clear();
         slot.extend_from_slice(frame);
@@ -274,8 +283,10 @@ impl Outgoing {
                     // tail of a frame already begun): rare, so the shift
                     // does not matter.
                     let mut first = std::mem::take(&mut buffer.greeting);
-                    for announcement in &mut buffer.announcements {
-                        first.append(announcement);
+                    let mut topics = [0, 1];
+                    topics.sort_by_key(|&t| buffer.announced_at[t]);
+                    for topic in topics {
+                        first.append(&mut buffer.announcements[topic]);
                     }
                     batch.splice(partial..partial, first);
                     buffer.frames += 1;
@@ -378,6 +389,7 @@ mod tests {
         queue.announce(Topic::Subscriptions, &[1]);
         queue.greet(&[7]);
         queue.announce(Topic::Groups, &[3]);
+        // Replaces [1], and is now the newer of the two: it goes second.
         queue.announce(Topic::Subscriptions, &[2]);
         let writer = tokio::spawn({
             let queue = queue.clone();
@@ -389,7 +401,7 @@ mod tests {
         tokio::io::AsyncReadExt::read_to_end(&mut server, &mut received)
             .await
             .unwrap();
-        assert_eq!(received, vec![7, 2, 3, 9]);
+        assert_eq!(received, vec![7, 3, 2, 9]);
     }
 
     /// A large frame written through in part: an announcement made before
