@@ -102,6 +102,12 @@ fn reach(route: Result<Route>) -> Option<(bool, Vec<String>)> {
     }
 }
 
+/// `expected` with owned names, to compare with [`reach`].
+fn owned(expected: &Reach) -> Option<(bool, Vec<String>)> {
+    let (local, remote) = expected.as_ref()?;
+    Some((*local, remote.iter().map(|s| s.to_string()).collect()))
+}
+
 /// Every combination of `filter_endpoint` (unset, this endpoint, a
 /// subscribed peer, an unsubscribed peer, an unknown name), `internal`
 /// and `require_subscriber`, with X subscribed here and by peer `a`.
@@ -136,10 +142,7 @@ fn broadcast_targets_for_every_config() {
     for (only, internal, require, expected) in table {
         let config = config(*only, *internal, *require);
         let got = reach(targets(me(), &sinks, &peers, X, "X", &config));
-        let expected = expected
-            .as_ref()
-            .map(|(local, remote)| (*local, remote.iter().map(|s| s.to_string()).collect()));
-        assert_eq!(got, expected, "{config:?}");
+        assert_eq!(got, owned(expected), "{config:?}");
     }
 }
 
@@ -184,10 +187,7 @@ fn group_targets_for_every_config() {
         let mut config = config(None, *internal, *require);
         config.filter_group = group.map(str::to_owned);
         let got = reach(targets(me, &sinks, &peers, X, "X", &config));
-        let expected = expected
-            .as_ref()
-            .map(|(local, remote)| (*local, remote.iter().map(|s| s.to_string()).collect()));
-        assert_eq!(got, expected, "{config:?}");
+        assert_eq!(got, owned(expected), "{config:?}");
     }
 }
 
@@ -213,10 +213,7 @@ fn a_group_and_a_name_narrow_each_other() {
         let mut config = BroadcastConfig::to(*name);
         config.filter_group = Some(group.to_string());
         let got = reach(targets(me, &sinks, &peers, X, "X", &config));
-        let expected = expected
-            .as_ref()
-            .map(|(local, remote)| (*local, remote.iter().map(|s| s.to_string()).collect()));
-        assert_eq!(got, expected, "{config:?}");
+        assert_eq!(got, owned(expected), "{config:?}");
     }
 }
 
@@ -244,10 +241,7 @@ fn broadcast_targets_for_every_subscriber_set() {
             "X",
             &config(None, false, true),
         ));
-        let expected = expected
-            .as_ref()
-            .map(|(local, remote)| (*local, remote.iter().map(|s| s.to_string()).collect()));
-        assert_eq!(got, expected, "here {here:?}, a {a:?}, b {b:?}");
+        assert_eq!(got, owned(expected), "here {here:?}, a {a:?}, b {b:?}");
     }
 }
 
