@@ -1,6 +1,6 @@
 //! What a connected peer is to the bus: a [`Link`], a name with a bounded
-//! outgoing queue of encoded frames, and the transport [`Session`] that
-//! carries them.
+//! outgoing queue of encoded frames, the [`Carrier`](carrier::Carrier) its writer puts them
+//! on, and the transport [`Session`] that owns the connection.
 //!
 //! The bus never sees sockets: it offers frames to links and closes them.
 //! Every frame the bus sends to peers passes through [`offer_all`] or a
@@ -8,6 +8,7 @@
 //! its own (one publish reaching every subscriber, see
 //! `docs/ARCHITECTURE.md`) plugs in.
 
+mod carrier;
 mod outgoing;
 
 use std::future::Future;

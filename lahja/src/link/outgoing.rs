@@ -10,12 +10,12 @@
 //! batch being written too, so a peer's queued bytes never exceed
 //! `queue_bytes` (but for one oversized frame, sent alone).
 
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::Notify;
+
+use super::carrier::Carrier;
 
 /// A frame this soon after the previous write means more frames are on
 /// their way: queue and batch them. Slower than this, the connection is
@@ -73,9 +73,9 @@ struct Buffer {
     /// topics in the order they happened.
     announced_at: [u64; 2],
     changes: u64,
-    /// The socket, for writing through while the queue is idle; dropped
+    /// The carrier, for writing through while the queue is idle; dropped
     /// when the queue closes, so that only the writer task keeps it.
-    socket: Option<Arc<OwnedWriteHalf>>,
+    carrier: Option<Arc<dyn Carrier>>,
     /// When bytes last went to the socket.
     last_write: Instant,
 }
@@ -110,7 +110,7 @@ impl Outgoing {
                 announcements: [Vec::new(), Vec::new()],
                 announced_at: [0; 2],
                 changes: 0,
-                socket: None,
+                carrier: None,
                 // A new connection counts as idle.
                 last_write: Instant::now()
                     .checked_sub(BUSY_GAP)
@@ -136,11 +136,11 @@ impl Outgoing {
     fn append(&self, mut buffer: std::sync::MutexGuard<'_, Buffer>, frame: &[u8]) {
         let mut rest = frame;
         let idle = buffer.queued() == 0 && buffer.last_write.elapsed() >= BUSY_GAP;
-        if let Some(socket) = buffer.socket.as_ref().filter(|_| idle) {
+        if let Some(carrier) = buffer.carrier.as_ref().filter(|_| idle) {
             // Nothing is ahead of this frame, and holding the lock keeps the
             // writer from starting: the order is kept. What does not fit in
             // the socket (or an error) is left to the writer.
-            if let Ok(written) = socket.try_write(frame) {
+            if let Ok(written) = carrier.try_write(frame) {
                 rest = &frame[written..];
                 buffer.last_write = Instant::now();
                 if written > 0 {
@@ -159,11 +159,11 @@ impl Outgoing {
         self.data.notify_one();
     }
 
-    /// Gives the queue its socket, for writing through while idle.
-    pub(crate) fn attach(&self, socket: Arc<OwnedWriteHalf>) {
+    /// Gives the queue its carrier, for writing through while idle.
+    pub(crate) fn attach(&self, carrier: Arc<dyn Carrier>) {
         let mut buffer = self.lock();
         if !buffer.closed {
-            buffer.socket = Some(socket);
+            buffer.carrier = Some(carrier);
         }
     }
 
@@ -250,19 +250,19 @@ impl Outgoing {
 
     /// Refuses new frames; the writer sends what is queued, then ends.
     pub(crate) fn close(&self) {
-        let socket = {
+        let carrier = {
             let mut buffer = self.lock();
             buffer.closed = true;
-            buffer.socket.take()
+            buffer.carrier.take()
         };
-        drop(socket);
+        drop(carrier);
         self.data.notify_one();
         self.space.notify_waiters();
     }
 
     /// Writes queued frames until the queue is closed and drained, or a
     /// write fails; then shuts the write side down.
-    pub(crate) async fn run_writer(&self, socket: Arc<OwnedWriteHalf>) {
+    pub(crate) async fn run_writer(&self, carrier: Arc<dyn Carrier>) {
         let mut batch = Vec::new();
         // Whether the connection is busy: the last write carried several
         // frames, or ended moments before this wake-up. Then waiting one
@@ -307,7 +307,7 @@ impl Outgoing {
                 }
                 continue;
             }
-            if let Err(error) = write_all(&socket, &batch).await {
+            if let Err(error) = carrier.write_all(&batch).await {
                 tracing::debug!(%error, "write failed; closing the outgoing queue");
                 self.close();
                 break;
@@ -324,25 +324,8 @@ impl Outgoing {
                 batch.shrink_to(self.limit);
             }
         }
-        // The peer sees the end of the stream even while other holders of
-        // the connection keep the descriptor open.
-        let stream: &tokio::net::UnixStream = (*socket).as_ref();
-        // SAFETY: the descriptor stays open while `socket` lives.
-        unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR) };
+        carrier.finish();
     }
-}
-
-/// Writes all of `bytes`, waiting for the socket to take them.
-async fn write_all(socket: &OwnedWriteHalf, mut bytes: &[u8]) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        socket.writable().await?;
-        match socket.try_write(bytes) {
-            Ok(written) => bytes = &bytes[written..],
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -477,5 +460,49 @@ mod tests {
             .unwrap();
         assert_eq!(received, [1, 2, 3]);
         assert!(queue.lock().bytes.is_empty());
+    }
+
+    /// A medium of whole messages that cannot write without waiting (as a
+    /// zenoh publisher would be): nothing is written through, every frame
+    /// reaches it through the writer, in order, after the greeting and
+    /// announcements, and the end is signalled once.
+    #[tokio::test]
+    async fn a_carrier_that_never_writes_through_gets_every_frame_from_the_writer() {
+        use std::sync::Mutex;
+
+        #[derive(Default)]
+        struct Messages {
+            batches: Mutex<Vec<Vec<u8>>>,
+            finished: std::sync::atomic::AtomicUsize,
+        }
+        impl Carrier for Messages {
+            fn write_all<'a>(&'a self, batch: &'a [u8]) -> super::super::carrier::Writing<'a> {
+                self.batches.lock().unwrap().push(batch.to_vec());
+                Box::pin(std::future::ready(Ok(())))
+            }
+            fn try_write(&self, _: &[u8]) -> std::io::Result<usize> {
+                Ok(0)
+            }
+            fn finish(&self) {
+                self.finished
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+
+        let queue = Arc::new(Outgoing::new(1 << 16));
+        let messages = Arc::new(Messages::default());
+        queue.attach(messages.clone());
+        queue.push(&[1, 1]).await.unwrap();
+        queue.try_push(&[2, 2]).unwrap();
+        queue.greet(&[0]);
+        queue.announce(Topic::Subscriptions, &[9]);
+        queue.close();
+        queue.run_writer(messages.clone()).await;
+        let written: Vec<u8> = messages.batches.lock().unwrap().concat();
+        assert_eq!(written, [0, 9, 1, 1, 2, 2]);
+        assert_eq!(
+            messages.finished.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
     }
 }
