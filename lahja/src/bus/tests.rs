@@ -17,6 +17,14 @@ fn unconnected(name: &str) -> Arc<Link> {
     Link::new(name.into(), 1024, Arc::new(Unconnected))
 }
 
+/// A peer `peer` subscribed to `ids`, registered as a client would be.
+fn registered(core: &Core, ids: &[u64]) -> Arc<Link> {
+    let link = unconnected("peer");
+    core.register_peer(&link, info(ids), Greeting::Announcements)
+        .unwrap();
+    link
+}
+
 /// Removing a peer closes its queue in the same critical section: a
 /// request that was routed to it just before meets a closed queue and
 /// fails at once, instead of queueing to a connection nobody reads (the
@@ -25,13 +33,7 @@ fn unconnected(name: &str) -> Arc<Link> {
 async fn a_removed_peer_s_queue_is_closed_before_the_lock_is_released() {
     let endpoint = Endpoint::run("removal").await.unwrap();
     let core = endpoint.core();
-    let link = unconnected("peer");
-    core.register_peer(
-        &link,
-        info(&[Question::ID.as_u64()]),
-        Greeting::Announcements,
-    )
-    .unwrap();
+    let link = registered(core, &[Question::ID.as_u64()]);
     let route = core.route::<Question>(&BroadcastConfig::default()).unwrap();
     let mut state = core.state();
     assert!(state.remove_peer_entry(&link));
@@ -52,13 +54,7 @@ async fn a_removed_peer_s_queue_is_closed_before_the_lock_is_released() {
 async fn a_request_meeting_a_closed_queue_fails_at_once() {
     let endpoint = Endpoint::run("race").await.unwrap();
     let core = endpoint.core();
-    let link = unconnected("peer");
-    core.register_peer(
-        &link,
-        info(&[Question::ID.as_u64()]),
-        Greeting::Announcements,
-    )
-    .unwrap();
+    let link = registered(core, &[Question::ID.as_u64()]);
     link.close();
     let patience = std::time::Duration::from_secs(20);
     match tokio::time::timeout(patience, endpoint.request(Question)).await {
@@ -76,9 +72,7 @@ async fn a_request_meeting_a_closed_queue_fails_at_once() {
 async fn subscribing_and_unsubscribing_queue_the_new_set_at_once() {
     let endpoint = Endpoint::run("announcements").await.unwrap();
     let core = endpoint.core();
-    let link = unconnected("peer");
-    core.register_peer(&link, info(&[]), Greeting::Announcements)
-        .unwrap();
+    let link = registered(core, &[]);
     let empty = link.queue().queued();
     let first = endpoint.stream::<Answer>();
     let one = link.queue().queued();
