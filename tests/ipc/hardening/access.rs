@@ -64,6 +64,26 @@ async fn group_names_that_are_not_names_are_refused_from_peers() {
         while raw::read_frame(&mut stream).await.is_some() {}
     })
     .await;
+
+    // A GROUPS body whose list claims 2^62 names, and a GROUPS frame
+    // just over the victim's control-frame limit (max(max_frame_bytes,
+    // 1 MiB): 16 MiB by default; 10 bytes of it sent): each closes that
+    // connection, nothing is allocated for the claim.
+    let over_the_limit = {
+        let mut frame = raw::frame(raw::GROUPS, 0, 0, 0, &[0; 10]);
+        let claimed = (16u32 << 20) + 1;
+        frame[..4].copy_from_slice(&claimed.to_le_bytes());
+        frame
+    };
+    for liar in [raw::frame(raw::GROUPS, 0, 0, 0, &lie()), over_the_limit] {
+        let mut stream = handshaken(&path, &unique("group-liar"), &[]).await;
+        stream.write_all(&liar).await.unwrap();
+        within("the victim to close the liar's connection", async {
+            while raw::read_frame(&mut stream).await.is_some() {}
+        })
+        .await;
+        victim.assert_alive();
+    }
     still_answers(&mut victim, &dir).await;
 }
 
