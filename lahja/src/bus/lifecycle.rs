@@ -10,8 +10,12 @@ use super::{Core, Signal};
 /// listening socket, say.
 pub(crate) trait Service: Send {
     /// Stops it; called once, from a synchronous context (`Drop`).
-    fn stop(self: Box<Self>);
+    fn stop(self: Box<Self>) -> Stopping;
 }
+
+/// What a service still does after [`Service::stop`] returned (closing a
+/// network session, say): `Endpoint::stop` waits for it, `Drop` cannot.
+pub(crate) type Stopping = Option<tokio::task::JoinHandle<()>>;
 
 impl Core {
     /// Keeps `service` running until the endpoint stops (stops it at once
@@ -22,7 +26,7 @@ impl Core {
             services.push(service);
         } else {
             drop(services);
-            service.stop();
+            drop(service.stop());
         }
     }
 
@@ -50,12 +54,12 @@ impl Core {
     /// Stops: stops the services (the listener removes its socket file),
     /// closes every connection, ends every stream, fails every pending
     /// request, wakes every wait. Idempotent; synchronous so `Drop` can
-    /// call it.
-    pub(crate) fn shutdown(&self) {
+    /// call it. Returns what the services still finish in the background.
+    pub(crate) fn shutdown(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let (sinks, pending, peers) = {
             let mut state = self.state();
             if !self.is_running() {
-                return;
+                return Vec::new();
             }
             // Under the lock: whoever holds it next sees the stop.
             self.running.store(false, Ordering::Release);
@@ -66,9 +70,7 @@ impl Core {
             )
         };
         let services = std::mem::take(&mut *self.services());
-        for service in services {
-            service.stop();
-        }
+        let stopping = services.into_iter().filter_map(|s| s.stop()).collect();
         for peer in peers.values() {
             peer.link.abort();
         }
@@ -77,5 +79,6 @@ impl Core {
         }
         drop(sinks);
         self.signal(Signal::Connections);
+        stopping
     }
 }

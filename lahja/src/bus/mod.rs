@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 pub(crate) use gather::Gathering;
-pub(crate) use lifecycle::Service;
+pub(crate) use lifecycle::{Service, Stopping};
 pub(crate) use peers::{Greeting, PeerInfo};
 pub(crate) use requests::Ticket;
 pub(crate) use subscribers::{Delivery, Offer, Sink, SinkGuard, SinkKind, WaitForRoom};
@@ -77,6 +77,8 @@ pub(crate) struct Core {
     next_request: AtomicU64,
     next_sink: AtomicU64,
     services: Mutex<Vec<Box<dyn Service>>>,
+    /// The latest refusal of each refused peer (see [`Core::refuse`]).
+    refusals: Mutex<std::collections::VecDeque<(String, String)>>,
     connections_changed: watch::Sender<()>,
     subscriptions_changed: watch::Sender<()>,
 }
@@ -102,6 +104,7 @@ impl Core {
             next_request: AtomicU64::new(random_u64()),
             next_sink: AtomicU64::new(0),
             services: Mutex::new(Vec::new()),
+            refusals: Mutex::new(std::collections::VecDeque::new()),
             connections_changed: watch::Sender::new(()),
             subscriptions_changed: watch::Sender::new(()),
         })

@@ -19,6 +19,9 @@ pub(crate) struct PeerEntry {
     pub(crate) groups: BTreeSet<String>,
 }
 
+/// How many refused peers [`Core::refused`] remembers.
+const REFUSALS_KEPT: usize = 64;
+
 /// The connected peers by name.
 pub(crate) type PeerTable = HashMap<Arc<str>, PeerEntry>;
 
@@ -62,6 +65,25 @@ impl State {
 }
 
 impl Core {
+    /// Logs that peer `name` was not added and why, and keeps the reason
+    /// for [`refused`](Self::refused): the latest one per peer, for the
+    /// last [`REFUSALS_KEPT`] peers.
+    pub(crate) fn refuse(&self, name: &str, reason: String) {
+        tracing::warn!(endpoint = %self.name, peer = %name, %reason, "refusing a peer");
+        let mut refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        refusals.retain(|(refused, _)| refused != name);
+        if refusals.len() == REFUSALS_KEPT {
+            refusals.pop_front();
+        }
+        refusals.push_back((name.to_owned(), reason));
+    }
+
+    /// The peers refused so far, oldest first: (name, reason).
+    pub(crate) fn refused(&self) -> Vec<(String, String)> {
+        let refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        refusals.iter().cloned().collect()
+    }
+
     /// Adds a peer. Its first frames are `greeting`, queued as it joins
     /// the table (see [`greet_and_insert`](Self::greet_and_insert)).
     pub(crate) fn register_peer(
@@ -97,6 +119,12 @@ impl Core {
         tracing::debug!(endpoint = %self.name, peer = %link.name, "connected");
         self.signal(Signal::Connections);
         Ok(())
+    }
+
+    /// Whether a peer named `name` is connected (by any transport).
+    #[cfg(feature = "zenoh")]
+    pub(crate) fn has_peer(&self, name: &str) -> bool {
+        self.state().peers.contains_key(name)
     }
 
     /// Records what peer `link` now subscribes to (ignored if it is no

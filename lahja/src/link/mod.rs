@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+#[cfg(feature = "zenoh")]
+pub(crate) use carrier::{Carrier, Writing};
 pub(crate) use outgoing::{Closed, Outgoing, Overflow, Topic, TryPushError};
 
 /// The transport's side of a link: what it takes to stop one.

@@ -12,7 +12,7 @@ use super::session::SocketSession;
 use crate::bus::{Core, Greeting, PeerInfo};
 use crate::link::Link;
 use crate::wire::{self, FrameBuffer, Kind, Reject};
-use crate::{ConnectionConfig, Error, Result, registry};
+use crate::{ConnectionConfig, Error, Result};
 
 /// Reads one frame during the handshake, decompressed: a program with a
 /// few hundred event types has a hello large enough to be compressed.
@@ -36,27 +36,6 @@ async fn read_first(
             Err(error) => return Err(error.to_string()),
         }
     }
-}
-
-/// The first schema disagreement between our registry and a peer's table:
-/// the outer shape (`Event::SCHEMA`), else the whole traced format (where
-/// both sides could trace it). Returns (wire name, ours, theirs).
-fn schema_mismatch(events: &[(u64, u64, u64)]) -> Option<(String, u64, u64)> {
-    events.iter().find_map(|&(id, remote, remote_format)| {
-        let id = crate::EventId::from_u64(id);
-        let local = registry::lookup(id)?;
-        if local.schema != remote {
-            return Some((local.name.to_owned(), local.schema, remote));
-        }
-        let local_format = registry::format_of(id);
-        (local_format != 0 && remote_format != 0 && local_format != remote_format).then(|| {
-            (
-                format!("{} (a type inside it)", local.name),
-                local_format,
-                remote_format,
-            )
-        })
-    })
 }
 
 /// Whether a connect error means "try again": nobody listens yet, or the
@@ -179,7 +158,7 @@ pub(super) async fn connect(core: Arc<Core>, config: ConnectionConfig) -> Result
         .map_err(rejected)?;
     let peer = match reply {
         (Kind::Hello, body) => wire::parse_hello(&body)
-            .and_then(check_groups)
+            .and_then(wire::Hello::with_valid_groups)
             .map_err(rejected)?,
         (Kind::Reject, body) => {
             return Err(match crate::codec::decode::<Reject>(&body) {
@@ -207,13 +186,15 @@ pub(super) async fn connect(core: Arc<Core>, config: ConnectionConfig) -> Result
             config.name
         )));
     }
-    if let Some((event, local, remote)) = schema_mismatch(&peer.events) {
-        return Err(Error::SchemaMismatch {
+    if let Some((event, local, remote)) = peer.schema_mismatch() {
+        let error = Error::SchemaMismatch {
             endpoint: peer.name,
             event,
             local,
             remote,
-        });
+        };
+        core.refuse(&config.name, error.to_string());
+        return Err(error);
     }
     let (session, link) = new_link(&core, peer.name);
     core.register_peer(
@@ -247,7 +228,7 @@ pub(super) async fn accept(core: Arc<Core>, stream: UnixStream) {
         Ok(Err(reason)) => Err(reason),
         Ok(Ok((Kind::Hello, body))) => wire::parse_hello(&body).and_then(|hello| {
             crate::validate_name(&hello.name).map_err(|e| e.to_string())?;
-            check_groups(hello)
+            hello.with_valid_groups()
         }),
         Ok(Ok((kind, _))) => Err(format!("expected a hello, got {kind:?}")),
     };
@@ -259,8 +240,14 @@ pub(super) async fn accept(core: Arc<Core>, stream: UnixStream) {
             return;
         }
     };
-    if let Some((event, local, remote)) = schema_mismatch(&peer.events) {
-        tracing::warn!(endpoint = %core.name, peer = %peer.name, peer_pid = pid, %event, "refusing a peer with another schema");
+    if let Some((event, local, remote)) = peer.schema_mismatch() {
+        let error = Error::SchemaMismatch {
+            endpoint: peer.name.clone(),
+            event: event.clone(),
+            local,
+            remote,
+        };
+        core.refuse(&peer.name, format!("{error} (peer pid {pid})"));
         refuse(
             write,
             &core,
@@ -285,14 +272,6 @@ pub(super) async fn accept(core: Arc<Core>, stream: UnixStream) {
             refuse(write, &core, Reject::Refused { reason }).await;
         }
     }
-}
-
-/// A hello whose groups are all valid names.
-fn check_groups(hello: wire::Hello) -> std::result::Result<wire::Hello, String> {
-    for group in &hello.groups {
-        crate::validate_name(group).map_err(|e| format!("a group: {e}"))?;
-    }
-    Ok(hello)
 }
 
 fn peer_info(subscriptions: Vec<u64>, groups: Vec<String>) -> PeerInfo {

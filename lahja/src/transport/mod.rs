@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::task::AbortHandle;
 
-use crate::bus::{Core, Service};
+use crate::bus::{Core, Service, Stopping};
 use crate::{ConnectionConfig, Error, Result};
 use socket_file::SocketFile;
 
@@ -45,9 +45,10 @@ struct Listening {
 }
 
 impl Service for Listening {
-    fn stop(self: Box<Self>) {
+    fn stop(self: Box<Self>) -> Stopping {
         self.accepting.abort();
         self.socket.remove();
+        None
     }
 }
 

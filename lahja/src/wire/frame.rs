@@ -71,6 +71,22 @@ pub(crate) struct Frame<'a> {
     pub(crate) body: &'a [u8],
 }
 
+#[cfg(feature = "zenoh")]
+impl Frame<'_> {
+    /// The frame as it was on the wire (length prefix, header, body).
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let len = (HEADER_BYTES + self.body.len()) as u32;
+        let mut bytes = Vec::with_capacity(LEN_BYTES + len as usize);
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.push(self.kind as u8);
+        bytes.push(self.flags);
+        bytes.extend_from_slice(&self.event_id.as_u64().to_le_bytes());
+        bytes.extend_from_slice(&self.request_id.to_le_bytes());
+        bytes.extend_from_slice(self.body);
+        bytes
+    }
+}
+
 /// A protocol violation: the connection that sent it is closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Violation {
@@ -117,10 +133,37 @@ impl FrameBuffer {
         }
     }
 
-    /// Appends raw bytes (what a read would have added).
-    #[cfg(test)]
+    /// Appends raw bytes (what a read would have added, or one message of
+    /// a medium that carries whole frames).
+    #[cfg(any(test, feature = "zenoh"))]
     pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.compact();
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet cut into frames: a medium of whole
+    /// messages has none left after each message.
+    #[cfg(feature = "zenoh")]
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Forgets whatever is buffered (after a violation).
+    #[cfg(feature = "zenoh")]
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+    }
+
+    /// Drops the bytes already cut into frames.
+    fn compact(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
     }
 
     /// The next complete frame, `None` if more bytes are needed.
@@ -182,13 +225,7 @@ impl FrameBuffer {
         &mut self,
         reader: &mut R,
     ) -> std::io::Result<usize> {
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
+        self.compact();
         if self.buf.capacity() - self.buf.len() < 16 * 1024 {
             self.buf.reserve(64 * 1024);
         }

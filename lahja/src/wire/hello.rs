@@ -38,6 +38,36 @@ impl Hello {
             groups,
         }
     }
+
+    /// This hello, if every group it names is a valid name.
+    pub(crate) fn with_valid_groups(self) -> std::result::Result<Hello, String> {
+        for group in &self.groups {
+            crate::validate_name(group).map_err(|e| format!("a group: {e}"))?;
+        }
+        Ok(self)
+    }
+
+    /// The first schema disagreement between our registry and this
+    /// hello's table: the outer shape (`Event::SCHEMA`), else the whole
+    /// traced format (where both sides could trace it). Returns (wire
+    /// name, ours, theirs).
+    pub(crate) fn schema_mismatch(&self) -> Option<(String, u64, u64)> {
+        self.events.iter().find_map(|&(id, remote, remote_format)| {
+            let id = EventId::from_u64(id);
+            let local = registry::lookup(id)?;
+            if local.schema != remote {
+                return Some((local.name.to_owned(), local.schema, remote));
+            }
+            let local_format = registry::format_of(id);
+            (local_format != 0 && remote_format != 0 && local_format != remote_format).then(|| {
+                (
+                    format!("{} (a type inside it)", local.name),
+                    local_format,
+                    remote_format,
+                )
+            })
+        })
+    }
 }
 
 /// Why a server refused a connection (sent instead of its hello).

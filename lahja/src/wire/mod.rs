@@ -8,6 +8,8 @@ mod frame;
 mod hello;
 pub(crate) mod scratch;
 
+#[cfg(feature = "zenoh")]
+pub(crate) use frame::LEN_BYTES;
 pub(crate) use frame::{
     Frame, FrameBuffer, Kind, Limits, Violation, append_encoded, append_frame, body,
 };
