@@ -227,6 +227,27 @@ impl Endpoint {
             .block_on(self.inner.connect_to_endpoints(configs))?
     }
 
+    /// Joins a bus on a zenoh network ([`crate::Endpoint::join_zenoh`];
+    /// feature `zenoh`).
+    ///
+    /// ```no_run
+    /// use lahja::zenoh::ZenohConfig;
+    ///
+    /// let endpoint = lahja::blocking::Endpoint::run("blocking-node")?;
+    /// endpoint.join_zenoh(ZenohConfig::new("my-bus").connect("tcp/10.0.0.2:7447"))?;
+    /// # Ok::<(), lahja::Error>(())
+    /// ```
+    #[cfg(feature = "zenoh")]
+    pub fn join_zenoh(&self, config: crate::zenoh::ZenohConfig) -> Result<()> {
+        self.runtime.block_on(self.inner.join_zenoh(config))?
+    }
+
+    /// The peers that were not added, with why
+    /// ([`crate::Endpoint::refused_peers`]).
+    pub fn refused_peers(&self) -> Vec<(String, String)> {
+        self.inner.refused_peers()
+    }
+
     /// Stops the endpoint ([`crate::Endpoint::stop`]). Idempotent. Called
     /// on a thread that runs a tokio runtime, it stops without flushing.
     pub fn stop(&self) {

@@ -61,7 +61,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.core.shutdown();
+        drop(self.core.shutdown());
     }
 }
 
@@ -228,6 +228,50 @@ impl Endpoint {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Joins a bus on a zenoh network (feature `zenoh`): every endpoint on
+    /// the bus that it discovers becomes a peer like a socket peer. See
+    /// [`crate::zenoh`] for how it maps and where it differs.
+    ///
+    /// With `connect` locators it first waits (up to
+    /// [`EndpointOptions::connect_timeout`](crate::EndpointOptions::connect_timeout))
+    /// for a link to one of them; zenoh keeps retrying after that. Fails
+    /// with [`Error::ConnectionAttemptRejected`] if an endpoint with this
+    /// name is already on the bus, and with [`Error::Zenoh`] if the
+    /// session cannot open or the runtime is a current-thread one (zenoh
+    /// needs a multi-thread runtime).
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> lahja::Result<()> {
+    /// use lahja::zenoh::ZenohConfig;
+    ///
+    /// let endpoint = lahja::Endpoint::run("node-a").await?;
+    /// endpoint
+    ///     .join_zenoh(ZenohConfig::new("my-bus").connect("tcp/10.0.0.2:7447"))
+    ///     .await?;
+    /// endpoint.wait_until_connected_to("node-b").await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "zenoh")]
+    pub async fn join_zenoh(&self, config: crate::zenoh::ZenohConfig) -> Result<()> {
+        crate::zenoh::join(self.core(), config).await
+    }
+
+    /// The peers that were not added, with why (name, reason): the latest
+    /// refusal of each, for the last 64 peers, oldest first. A socket
+    /// client that we refused because its schema differs is here too.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lahja::Result<()> {
+    /// let endpoint = lahja::Endpoint::run("refused-doc").await?;
+    /// assert!(endpoint.refused_peers().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn refused_peers(&self) -> Vec<(String, String)> {
+        self.core().refused()
+    }
+
     /// The endpoint's name.
     ///
     /// ```
@@ -289,7 +333,7 @@ impl Endpoint {
 
     /// Stops at once, without flushing (what `Drop` does).
     pub(crate) fn stop_now(&self) {
-        self.core().shutdown();
+        drop(self.core().shutdown());
     }
 
     /// Stops the endpoint: first sends what is already queued to peers (so
@@ -299,10 +343,14 @@ impl Endpoint {
     /// `Error::Lifecycle`, and removes its socket file. Idempotent.
     pub async fn stop(&self) {
         let core = self.core();
+        let patience = core.options.handshake_timeout;
         if core.is_running() {
-            core.flush_peers(core.options.handshake_timeout).await;
+            core.flush_peers(patience).await;
         }
-        core.shutdown();
+        // Then a zenoh session, say, closes.
+        for stopping in core.shutdown() {
+            let _ = tokio::time::timeout(patience, stopping).await;
+        }
     }
 
     // ----- broadcasting -------------------------------------------------

@@ -157,6 +157,11 @@ pub enum Error {
     /// An event could not be encoded or decoded.
     #[error("codec error: {0}")]
     Codec(String),
+    /// The zenoh transport could not start: its session did not open, the
+    /// config was invalid, or it was joined from a current-thread runtime
+    /// (feature `zenoh`).
+    #[error("zenoh: {0}")]
+    Zenoh(String),
 }
 
 /// A name for a message: at most 64 characters, control characters escaped.

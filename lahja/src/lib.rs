@@ -183,6 +183,8 @@ mod stream;
 mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
 
 pub use config::{
     BroadcastConfig, ConnectionConfig, EndpointOptions, MAX_NAME_BYTES, validate_name,
