@@ -1,8 +1,10 @@
 //! lahja's `tests/core/common` suite and its compat tests, written once as
 //! scenarios and played in every mode: all roles in one process, one
-//! process per role (async), and one process per role alternating async
-//! and blocking endpoints (both ways round, so every scenario also runs as
-//! "async serving blocking" and "blocking serving async").
+//! process per role (async), one process per role alternating async and
+//! blocking endpoints (both ways round, so every scenario also runs as
+//! "async serving blocking" and "blocking serving async"), and with the
+//! `zenoh` feature one process per role talking only over zenoh (async and
+//! blocking alternating), plus socket and zenoh peers in one scenario.
 
 use lahja::testing::{Mode, Scenario};
 use lahja::{BroadcastConfig, Error, Event};
@@ -52,6 +54,11 @@ macro_rules! in_every_mode {
             fn mixed() {
                 super::$scenario(concat!(stringify!($scenario), "::mixed")).run(Mode::Mixed);
             }
+            #[cfg(feature = "zenoh")]
+            #[test]
+            fn zenoh() {
+                super::$scenario(concat!(stringify!($scenario), "::zenoh")).run(Mode::Zenoh);
+            }
         }
     )*};
 }
@@ -67,8 +74,48 @@ in_every_mode!(
     request_response,
     request_without_subscriber_throws,
     compat_payload_arrives_intact,
-    groups_route_to_their_members,
 );
+
+/// The groups scenario in every mode. On one zenoh bus every role is
+/// every other's peer, so there the outsider sees the members of `a` that
+/// a socket would have hidden from it.
+mod groups_route_to_their_members {
+    use super::*;
+
+    fn play(mode: Mode, name: &str, outsider_sees: &[&str]) {
+        let test = format!("groups_route_to_their_members::{name}");
+        groups_route_to_their_members(&test, outsider_sees).run(mode);
+    }
+
+    #[test]
+    fn in_process() {
+        play(Mode::InProcess, "in_process", &["hub"]);
+    }
+
+    #[test]
+    fn processes() {
+        play(Mode::Processes, "processes", &["hub"]);
+    }
+
+    #[test]
+    fn mixed() {
+        play(Mode::Mixed, "mixed", &["hub"]);
+    }
+
+    #[cfg(feature = "zenoh")]
+    #[test]
+    fn zenoh() {
+        play(Mode::Zenoh, "zenoh", &["hub", "m1"]);
+    }
+
+    /// The outsider, last, connects to the hub by socket; the others are
+    /// on the bus: the hub has peers of both kinds.
+    #[cfg(feature = "zenoh")]
+    #[test]
+    fn socket_and_zenoh() {
+        play(Mode::SocketAndZenoh, "socket_and_zenoh", &["hub"]);
+    }
+}
 
 fn broadcast_from_client_to_server(test: &str) -> Scenario {
     let mut scenario = Scenario::new(test);
@@ -248,6 +295,12 @@ mod a_wrong_expectation_fails {
     fn mixed() {
         check("a_wrong_expectation_fails::mixed", Mode::Mixed);
     }
+
+    #[cfg(feature = "zenoh")]
+    #[test]
+    fn zenoh() {
+        check("a_wrong_expectation_fails::zenoh", Mode::Zenoh);
+    }
 }
 
 /// Three groups over five processes: `a` = hub, m1, m2; `b` = m2, m3; `c`
@@ -255,8 +308,9 @@ mod a_wrong_expectation_fails {
 /// from each of its members, a broadcast to `a` reaches its subscribed
 /// member, a broadcast to `c` has no subscriber, and a member that leaves
 /// is seen to leave. The outsider, connected to the hub alone, sees only
-/// the hub in `a`.
-fn groups_route_to_their_members(test: &str) -> Scenario {
+/// `outsider_sees` in `a` at the end (the hub alone when it is connected
+/// to the hub alone).
+fn groups_route_to_their_members(test: &str, outsider_sees: &[&str]) -> Scenario {
     let mut scenario = Scenario::new(test);
     scenario
         .role("hub")
@@ -300,6 +354,6 @@ fn groups_route_to_their_members(test: &str) -> Scenario {
         .run()
         .connect_to("hub")
         .wait_until_group_has_members("a", 1)
-        .wait_until_group_members("a", &["hub"]);
+        .wait_until_group_members("a", outsider_sees);
     scenario
 }

@@ -22,6 +22,8 @@
 //!   COUNT`, `request-who`
 //! - groups: `join GROUP`, `leave GROUP`, `members GROUP`, `gather N`
 //!   (`serve`/`run` take `groups=A,B`; `to=` and `group=` route)
+//! - zenoh: `zenoh BUS` (options `listen=`, `connect=`, `lease_ms=`),
+//!   `refused`
 //! - observing: `wait-connected NAME`, `wait-subscribed NAME TYPE`,
 //!   `wait-for`, `is-subscribed NAME`, `connected`, `rss`
 //! - 320 generated types: `many-subscribe`, `many-answer`,
@@ -403,6 +405,13 @@ const COMMANDS: &[Command] = commands! {
         names.sort();
         println!("ok {}", names.join(","));
     }),
+    "zenoh" true "zenoh BUS: join the zenoh bus BUS (options: listen=L,L connect=C,C lease_ms=N)" => |p, a| Box::pin(async move {
+        reply(join_zenoh(&p.ep(), a).await, |()| String::new());
+    }),
+    "refused" true "refused: reply the refused peers as NAME=REASON, `;`-separated" => |p, _| Box::pin(async move {
+        let refused: Vec<String> = p.ep().refused_peers().into_iter().map(|(name, reason)| format!("{name}={reason}")).collect();
+        println!("ok {}", refused.join(";"));
+    }),
     "rss" true "rss: reply this process's RSS in KiB" => |_, _| Box::pin(async {
         println!("ok {}", lahja_workspace::rss_kib().unwrap_or(0));
     }),
@@ -452,6 +461,31 @@ fn error_kind(error: &lahja::Error) -> String {
         .next()
         .unwrap_or("?")
         .to_owned()
+}
+
+#[cfg(feature = "zenoh")]
+async fn join_zenoh(endpoint: &Endpoint, args: &Args) -> lahja::Result<()> {
+    let mut config = lahja::zenoh::ZenohConfig::new(args.arg(0));
+    let list = |key| args.named(key).into_iter().flat_map(|v| v.split(','));
+    for locator in list("listen") {
+        config = config.listen(locator);
+    }
+    for locator in list("connect") {
+        config = config.connect(locator);
+    }
+    if let Some(ms) = args.named("lease_ms") {
+        config = config.lease(std::time::Duration::from_millis(
+            ms.parse().expect("a number"),
+        ));
+    }
+    endpoint.join_zenoh(config).await
+}
+
+#[cfg(not(feature = "zenoh"))]
+async fn join_zenoh(_: &Endpoint, _: &Args) -> lahja::Result<()> {
+    Err(lahja::Error::Zenoh(
+        "lahja-peer was built without the `zenoh` feature".into(),
+    ))
 }
 
 fn reply<T>(result: lahja::Result<T>, ok: impl FnOnce(T) -> String) {

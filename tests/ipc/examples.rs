@@ -90,3 +90,20 @@ async fn blocking_client() {
         assert!(out.contains(line), "{out}");
     }
 }
+
+#[cfg(feature = "zenoh")]
+#[tokio::test]
+async fn across_machines() {
+    let out = run("across_machines").await;
+    assert!(out.contains("oracle: the asker is here"), "{out}");
+    assert!(out.contains("asker: connected to the oracle"), "{out}");
+    assert!(out.contains("asker: the oracle ticks"), "{out}");
+    for question in ["why?", "how far?", "over zenoh?"] {
+        let answer = format!(
+            "asker: {question} -> you asked {} letters' worth",
+            question.len()
+        );
+        assert!(out.contains(&answer), "{out}");
+    }
+    assert!(out.contains("oracle: goodbye"), "{out}");
+}

@@ -4,7 +4,7 @@
 
 use crate::support;
 
-use lahja::{BroadcastConfig, Endpoint, EndpointOptions, Error};
+use lahja::{BroadcastConfig, Endpoint, EndpointOptions};
 use lahja_workspace::events::{Blob, Numbered};
 use support::{Peer, TempDir, unique, within};
 
@@ -46,34 +46,13 @@ async fn a_stalled_peer_blocks_only_its_own_traffic() {
     .unwrap();
 
     // Fill the stalled peer's stream, socket buffers and our queue.
-    let mut sent = 0u64;
-    let full = loop {
-        match producer.broadcast_nowait(Numbered(sent)) {
-            Ok(()) => sent += 1,
-            Err(Error::QueueFull { endpoint }) => break endpoint,
-            Err(other) => panic!("{other:?}"),
-        }
-        assert!(
-            sent < 10_000_000,
-            "the queue never filled: it is not bounded"
-        );
-    };
+    let (sent, full) = support::fill_until_full(&producer).await;
     assert_eq!(full, stalled.name);
 
     // `broadcast` waits instead of dropping or growing the queue: a
     // million more events (about 24 MB of frames) cannot fit in the bounded
     // queue and socket buffers, so this cannot finish while the peer stalls...
-    let waiting = tokio::spawn({
-        let producer = producer.clone();
-        async move {
-            // Nobody may be left subscribed once the stalled peer is gone.
-            let config = BroadcastConfig::default().require_subscriber(false);
-            for n in sent..sent + 1_000_000 {
-                producer.broadcast_with(Numbered(n), config.clone()).await?;
-            }
-            lahja::Result::<()>::Ok(())
-        }
-    });
+    let waiting = support::broadcast_a_million_more(&producer, sent);
     // ...while events the stalled peer does not subscribe to keep flowing.
     for _ in 0..200 {
         producer.broadcast(Blob(vec![7; 100])).await.unwrap();

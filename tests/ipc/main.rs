@@ -19,3 +19,7 @@ mod perf_benchmark_smoke;
 mod request;
 mod schema;
 mod subscriptions;
+#[cfg(feature = "zenoh")]
+mod zenoh;
+#[cfg(feature = "zenoh")]
+mod zenoh_netns;

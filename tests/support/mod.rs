@@ -48,6 +48,61 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     .await
 }
 
+/// Waits (with [`PATIENCE`]) until `endpoint` is no longer connected to
+/// `name`.
+pub async fn disconnected(endpoint: &lahja::Endpoint, name: &str) {
+    within(&format!("{name} to be dropped"), async {
+        while endpoint.is_connected_to(name) {
+            // Re-checked now and then: a change between the check and the
+            // wait would be missed.
+            let change = endpoint.wait_until_connections_change();
+            let _ = tokio::time::timeout(Duration::from_millis(50), change).await;
+        }
+    })
+    .await
+}
+
+/// Broadcasts Numbered(0, 1, ...) without waiting until a target's queue
+/// is full (a peer that stalls); returns how many went and the full
+/// target. Fails if ten million fit: then the queue is not bounded.
+pub async fn fill_until_full(producer: &lahja::Endpoint) -> (u64, String) {
+    use lahja_workspace::events::Numbered;
+    let mut sent = 0u64;
+    let full = within("the queue to fill", async {
+        loop {
+            match producer.broadcast_nowait(Numbered(sent)) {
+                Ok(()) => sent += 1,
+                Err(lahja::Error::QueueFull { endpoint }) => break endpoint,
+                Err(other) => panic!("{other:?}"),
+            }
+            assert!(
+                sent < 10_000_000,
+                "the queue never filled: it is not bounded"
+            );
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    (sent, full)
+}
+
+/// Broadcasts a million more Numbered from `from` in a task of its own
+/// (nobody need be subscribed: the stalled peer may be dropped meanwhile).
+pub fn broadcast_a_million_more(
+    producer: &lahja::Endpoint,
+    from: u64,
+) -> tokio::task::JoinHandle<lahja::Result<()>> {
+    use lahja_workspace::events::Numbered;
+    let producer = producer.clone();
+    tokio::spawn(async move {
+        let config = lahja::BroadcastConfig::default().require_subscriber(false);
+        for n in from..from + 1_000_000 {
+            producer.broadcast_with(Numbered(n), config.clone()).await?;
+        }
+        Ok(())
+    })
+}
+
 /// A folder of its own for one test's sockets, removed when dropped.
 pub struct TempDir(pub std::path::PathBuf);
 
@@ -354,3 +409,66 @@ pub async fn pair_with(
         }
     }
 }
+
+/// A zenoh bus of one test's own (feature `zenoh`).
+#[cfg(feature = "zenoh")]
+mod zenoh_bus {
+    use super::{Peer, unique};
+    use lahja::zenoh::ZenohConfig;
+    use lahja::{Endpoint, EndpointOptions};
+
+    /// A free TCP port on 127.0.0.1 (bound and released: the moment between
+    /// is the only race, and nothing else on a test machine takes ports in a
+    /// loop).
+    pub fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// One test's bus: a name of its own and the hub's locator.
+    pub struct TestBus {
+        pub name: String,
+        pub hub: String,
+    }
+
+    impl TestBus {
+        pub fn new() -> TestBus {
+            TestBus {
+                name: unique("bus"),
+                hub: format!("tcp/127.0.0.1:{}", free_port()),
+            }
+        }
+
+        /// The hub's config: it listens where the others connect.
+        pub fn hub_config(&self) -> ZenohConfig {
+            ZenohConfig::new(&self.name).listen(&self.hub)
+        }
+
+        /// The `lahja-peer` command that joins a member.
+        pub fn member_command(&self) -> String {
+            format!(
+                "zenoh {} connect={} listen=tcp/127.0.0.1:0",
+                self.name, self.hub
+            )
+        }
+
+        /// The hub: this process, on the bus, listening where the others
+        /// connect.
+        pub async fn hub_with(&self, options: EndpointOptions) -> Endpoint {
+            let hub = Endpoint::run_with(unique("hub"), options).await.unwrap();
+            hub.join_zenoh(self.hub_config()).await.unwrap();
+            hub
+        }
+
+        /// A `lahja-peer` process on the bus.
+        pub async fn member(&self, prefix: &str) -> Peer {
+            let name = unique(prefix);
+            let mut peer = Peer::running(&name).await;
+            peer.ok(&self.member_command()).await;
+            peer
+        }
+    }
+}
+#[cfg(feature = "zenoh")]
+#[allow(unused_imports)] // not every test binary uses it
+pub use zenoh_bus::TestBus;

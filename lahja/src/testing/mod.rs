@@ -10,6 +10,14 @@
 //! * [`Mode::Processes`]: every role a process of its own, async;
 //! * [`Mode::Mixed`]: every role a process of its own, alternating async
 //!   and blocking endpoints, run twice so each role is played both ways.
+//! * [`Mode::Zenoh`] (feature `zenoh`): every role a process of its own,
+//!   alternating async and blocking endpoints, all on one zenoh bus (TCP
+//!   on 127.0.0.1, multicast off) and talking only over it: `connect_to`
+//!   waits for the zenoh peer instead of opening a socket. A bus is a
+//!   mesh, so every role is every other's peer.
+//! * [`Mode::SocketAndZenoh`] (feature `zenoh`): every role but the last
+//!   on the bus; the last connects by socket. Pairs on the bus use zenoh,
+//!   the others sockets, so some endpoints have peers of both kinds.
 //!
 //! A role process is the test binary itself, re-run with
 //! `--exact <test name>`: the test builds the same scenario, sees that it
@@ -57,6 +65,8 @@ use crate::{ConnectionConfig, blocking};
 const ROLE_VAR: &str = "LAHJA_SCENARIO_ROLE";
 const DIR_VAR: &str = "LAHJA_SCENARIO_DIR";
 const FLAVOR_VAR: &str = "LAHJA_SCENARIO_FLAVOR";
+/// The zenoh plan of a role process: `BUS|HUB LOCATOR|ROLE,ROLE...`.
+const ZENOH_VAR: &str = "LAHJA_SCENARIO_ZENOH";
 
 /// How to play a scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +78,14 @@ pub enum Mode {
     /// Every role a process of its own, alternating async and blocking
     /// endpoints; played twice, starting with each kind.
     Mixed,
+    /// Every role a process of its own (alternating async and blocking
+    /// endpoints), all on one zenoh bus and talking only over it.
+    #[cfg(feature = "zenoh")]
+    Zenoh,
+    /// Every role a process of its own; all but the last on one zenoh bus,
+    /// the last connecting by socket.
+    #[cfg(feature = "zenoh")]
+    SocketAndZenoh,
 }
 
 /// Which kind of endpoint a role plays with.
@@ -83,12 +101,65 @@ pub enum Flavor {
 #[derive(Debug, Clone)]
 pub struct Ctx {
     dir: PathBuf,
+    /// The role playing.
+    me: String,
+    /// The bus, in the zenoh modes.
+    zenoh: Option<ZenohPlan>,
+}
+
+/// Which roles are on the zenoh bus, and where its first role listens.
+#[derive(Debug, Clone)]
+struct ZenohPlan {
+    bus: String,
+    hub: String,
+    roles: Vec<String>,
+}
+
+impl ZenohPlan {
+    fn from_env() -> Option<ZenohPlan> {
+        let plan = std::env::var(ZENOH_VAR).ok()?;
+        let mut parts = plan.splitn(3, '|');
+        let (bus, hub, roles) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(ZenohPlan {
+            bus: bus.to_owned(),
+            hub: hub.to_owned(),
+            roles: roles.split(',').map(str::to_owned).collect(),
+        })
+    }
+
+    fn to_env(&self) -> String {
+        format!("{}|{}|{}", self.bus, self.hub, self.roles.join(","))
+    }
 }
 
 impl Ctx {
     /// The connection config of `role`.
     pub fn config(&self, role: &str) -> ConnectionConfig {
         ConnectionConfig::new(role, self.dir.join(format!("{role}.sock")))
+    }
+
+    /// Whether this role and `role` are peers on the zenoh bus (so
+    /// `connect_to` waits for the peer instead of opening a socket).
+    pub fn on_zenoh_with(&self, role: &str) -> bool {
+        self.zenoh.as_ref().is_some_and(|plan| {
+            plan.roles
+                .iter()
+                .filter(|r| **r == self.me || *r == role)
+                .count()
+                == 2
+        })
+    }
+
+    /// The config this role joins the bus with, if it is on one.
+    #[cfg(feature = "zenoh")]
+    fn zenoh_config(&self) -> Option<crate::zenoh::ZenohConfig> {
+        let plan = self.zenoh.as_ref().filter(|p| p.roles.contains(&self.me))?;
+        let config = crate::zenoh::ZenohConfig::new(&plan.bus);
+        Some(if plan.roles[0] == self.me {
+            config.listen(&plan.hub)
+        } else {
+            config.connect(&plan.hub).listen("tcp/127.0.0.1:0")
+        })
     }
 
     fn mark(&self, checkpoint: &str) -> PathBuf {
@@ -149,28 +220,45 @@ impl Scenario {
                 Ok("blocking") => Flavor::Blocking,
                 _ => Flavor::Async,
             };
-            self.play_role(&role, &dir, flavor);
+            self.play_role(&role, &dir, flavor, ZenohPlan::from_env());
             return Ok(());
         }
+        let alternate = |i: usize| {
+            if i.is_multiple_of(2) {
+                Flavor::Async
+            } else {
+                Flavor::Blocking
+            }
+        };
         match mode {
             Mode::InProcess => self.play_in_process(),
-            Mode::Processes => self.play_processes(|_| Flavor::Async),
-            Mode::Mixed => {
-                self.play_processes(|i| {
-                    if i % 2 == 0 {
-                        Flavor::Async
-                    } else {
-                        Flavor::Blocking
-                    }
-                })?;
-                self.play_processes(|i| {
-                    if i % 2 == 0 {
-                        Flavor::Blocking
-                    } else {
-                        Flavor::Async
-                    }
-                })
+            Mode::Processes => self.play_processes(|_| Flavor::Async, None),
+            #[cfg(feature = "zenoh")]
+            Mode::Zenoh => self.play_processes(alternate, Some(self.zenoh_plan(self.roles.len()))),
+            #[cfg(feature = "zenoh")]
+            Mode::SocketAndZenoh => {
+                let on_bus = self.roles.len().saturating_sub(1).max(1);
+                self.play_processes(|_| Flavor::Async, Some(self.zenoh_plan(on_bus)))
             }
+            Mode::Mixed => {
+                self.play_processes(alternate, None)?;
+                self.play_processes(|i| alternate(i + 1), None)
+            }
+        }
+    }
+
+    /// A bus of its own for the first `roles` roles; the first listens on
+    /// a free port of 127.0.0.1.
+    #[cfg(feature = "zenoh")]
+    fn zenoh_plan(&self, roles: usize) -> ZenohPlan {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        ZenohPlan {
+            bus: format!("scenario-{}-{port}", std::process::id()),
+            hub: format!("tcp/127.0.0.1:{port}"),
+            roles: self.role_names().into_iter().take(roles).collect(),
         }
     }
 
@@ -205,8 +293,12 @@ impl Scenario {
                 .roles
                 .iter()
                 .map(|role| {
-                    let (role, ctx, all) =
-                        (role.clone(), Ctx { dir: dir.clone() }, self.role_names());
+                    let ctx = Ctx {
+                        dir: dir.clone(),
+                        me: role.name.clone(),
+                        zenoh: None,
+                    };
+                    let (role, all) = (role.clone(), self.role_names());
                     let (test, timeout) = (self.test.clone(), self.step_timeout);
                     tokio::spawn(async move { play_async(&test, &role, &ctx, &all, timeout).await })
                 })
@@ -233,7 +325,11 @@ impl Scenario {
         self.roles.iter().map(|r| r.name.clone()).collect()
     }
 
-    fn play_processes(&self, flavor_of: impl Fn(usize) -> Flavor) -> Result<(), String> {
+    fn play_processes(
+        &self,
+        flavor_of: impl Fn(usize) -> Flavor,
+        zenoh: Option<ZenohPlan>,
+    ) -> Result<(), String> {
         let dir = self.fresh_dir();
         let exe = std::env::current_exe().expect("test binary");
         let mut children = Vec::new();
@@ -242,7 +338,11 @@ impl Scenario {
                 Flavor::Async => "async",
                 Flavor::Blocking => "blocking",
             };
-            let child = std::process::Command::new(&exe)
+            let mut command = std::process::Command::new(&exe);
+            if let Some(plan) = &zenoh {
+                command.env(ZENOH_VAR, plan.to_env());
+            }
+            let child = command
                 .args(["--exact", &self.test, "--nocapture", "--test-threads", "1"])
                 .env(ROLE_VAR, &role.name)
                 .env(DIR_VAR, &dir)
@@ -273,10 +373,12 @@ impl Scenario {
         }
     }
 
-    fn play_role(&self, name: &str, dir: &Path, flavor: Flavor) {
+    fn play_role(&self, name: &str, dir: &Path, flavor: Flavor, zenoh: Option<ZenohPlan>) {
         let role = self.role_named(name);
         let ctx = Ctx {
             dir: dir.to_owned(),
+            me: name.to_owned(),
+            zenoh,
         };
         let all = self.role_names();
         let result = match flavor {
@@ -327,7 +429,17 @@ async fn play_async(
                 } else {
                     crate::Endpoint::run(role.name.clone()).await
                 };
-                started.map(|ep| endpoint = Some(ep)).map_err(|e| show(&e))
+                match started {
+                    Ok(ep) => {
+                        #[cfg(feature = "zenoh")]
+                        if let Some(config) = ctx.zenoh_config() {
+                            ep.join_zenoh(config).await.map_err(|e| show(&e))?;
+                        }
+                        endpoint = Some(ep);
+                        Ok(())
+                    }
+                    Err(e) => Err(show(&e)),
+                }
             }
             Action::Do { run_async, .. } => {
                 let ep = endpoint
@@ -379,7 +491,17 @@ fn play_blocking(
                 } else {
                     blocking::Endpoint::run(role.name.clone())
                 };
-                started.map(|ep| endpoint = Some(ep)).map_err(|e| show(&e))
+                match started {
+                    Ok(ep) => {
+                        #[cfg(feature = "zenoh")]
+                        if let Some(config) = ctx.zenoh_config() {
+                            ep.join_zenoh(config).map_err(|e| show(&e))?;
+                        }
+                        endpoint = Some(ep);
+                        Ok(())
+                    }
+                    Err(e) => Err(show(&e)),
+                }
             }
             Action::Do { run_blocking, .. } => {
                 let ep = endpoint

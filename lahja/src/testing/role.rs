@@ -93,22 +93,30 @@ impl Role {
         self
     }
 
-    /// Connects to `role` (which serves).
+    /// Connects to `role` (which serves). Two roles on one zenoh bus are
+    /// peers already: then this waits until they are connected.
     pub fn connect_to(&mut self, role: &str) -> &mut Self {
         let (a, b) = (role.to_owned(), role.to_owned());
         self.push(
             format!("connect to {role}"),
             Arc::new(move |ep, ctx| {
-                let config = ctx.config(&a);
+                let (role, config, on_zenoh) = (a.clone(), ctx.config(&a), ctx.on_zenoh_with(&a));
                 Box::pin(async move {
-                    ep.connect_to_endpoints([config])
-                        .await
-                        .map_err(|e| show(&e))
+                    let connected = if on_zenoh {
+                        ep.wait_until_connected_to(&role).await
+                    } else {
+                        ep.connect_to_endpoints([config]).await
+                    };
+                    connected.map_err(|e| show(&e))
                 })
             }),
             Arc::new(move |ep, ctx| {
-                ep.connect_to_endpoints([ctx.config(&b)])
-                    .map_err(|e| show(&e))
+                let connected = if ctx.on_zenoh_with(&b) {
+                    ep.wait_until_connected_to(&b)
+                } else {
+                    ep.connect_to_endpoints([ctx.config(&b)])
+                };
+                connected.map_err(|e| show(&e))
             }),
         )
     }
