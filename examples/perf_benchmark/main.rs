@@ -1,10 +1,13 @@
 //! lahja's throughput and latency, each next to a baseline measured in the
 //! same run: the same workload over raw tokio Unix sockets with the same
 //! framing and bincode bodies (or, for `local`, `tokio::sync::broadcast`).
+//! With `--transport zenoh` (feature `zenoh`), lahja runs over zenoh on
+//! 127.0.0.1 and the baseline is raw zenoh: a publisher with
+//! `CongestionControl::Block` and subscribers, `get` against a queryable.
 //!
 //! ```sh
 //! cargo run --release --example perf_benchmark -- [--mode broadcast|request|roundtrip|local|stalled|all]
-//!     [--consumers N] [--events N] [--payload-bytes N] [--json]
+//!     [--transport socket|zenoh] [--consumers N] [--events N] [--payload-bytes N] [--json]
 //! ```
 //!
 //! Every role (producer, consumers, responder) is a process of its own:
@@ -15,6 +18,8 @@ mod local;
 mod raw;
 mod roles;
 mod stats;
+#[cfg(feature = "zenoh")]
+mod zraw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +64,7 @@ const IN_FLIGHT: usize = 64;
 
 struct Options {
     mode: String,
+    zenoh: bool,
     consumers: Option<usize>,
     events: Option<u64>,
     payload: usize,
@@ -68,6 +74,7 @@ struct Options {
 fn parse_options(args: &[String]) -> Options {
     let mut options = Options {
         mode: "all".into(),
+        zenoh: false,
         consumers: None,
         events: None,
         payload: 64,
@@ -82,6 +89,12 @@ fn parse_options(args: &[String]) -> Options {
         };
         match arg.as_str() {
             "--mode" => options.mode = value(),
+            "--transport" => match value().as_str() {
+                "socket" => options.zenoh = false,
+                "zenoh" if cfg!(feature = "zenoh") => options.zenoh = true,
+                "zenoh" => usage("--transport zenoh needs the `zenoh` feature"),
+                other => usage(&format!("unknown transport {other}")),
+            },
             "--consumers" => {
                 options.consumers = Some(value().parse().unwrap_or_else(|_| usage("--consumers N")))
             }
@@ -104,7 +117,7 @@ fn usage(problem: &str) -> ! {
     eprintln!("perf_benchmark: {problem}");
     eprintln!(
         "usage: perf_benchmark [--mode broadcast|request|roundtrip|local|stalled|all] \
-         [--consumers N] [--events N] [--payload-bytes N] [--json]"
+         [--transport socket|zenoh] [--consumers N] [--events N] [--payload-bytes N] [--json]"
     );
     std::process::exit(2)
 }
@@ -132,10 +145,13 @@ async fn main() {
         folder: folder.clone(),
         next_socket: 0,
         payload: options.payload,
+        zenoh: options.zenoh,
         rows: Vec::new(),
         failures: Vec::new(),
     };
     let modes: &[&str] = match options.mode.as_str() {
+        // A stalled socket and a local bus do not depend on the transport.
+        "all" if options.zenoh => &["broadcast", "roundtrip", "request"],
         "all" => &["broadcast", "roundtrip", "request", "local", "stalled"],
         "broadcast" => &["broadcast"],
         "roundtrip" => &["roundtrip"],
@@ -174,13 +190,20 @@ async fn run_role(args: &[String]) {
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
     let num = |i: usize| arg(i).parse::<u64>().expect("number");
     let path = PathBuf::from(arg(1));
+    let meet = roles::Meet::parse(arg(1));
     match arg(0) {
-        "producer" => roles::producer(&path, num(2) as usize, num(3), num(4) as usize).await,
-        "consumer" => roles::consumer(&path, num(2) as usize, num(3)).await,
-        "responder" => roles::responder(&path).await,
+        "producer" => roles::producer(&meet, num(2) as usize, num(3), num(4) as usize).await,
+        "consumer" => roles::consumer(&meet, num(2) as usize, num(3)).await,
+        "responder" => roles::responder(&meet).await,
         "raw-producer" => raw::producer(&path, num(2) as usize, num(3), num(4) as usize).await,
         "raw-consumer" => raw::consumer(&path, num(2)).await,
         "raw-responder" => raw::responder(&path).await,
+        #[cfg(feature = "zenoh")]
+        "zraw-producer" => zraw::producer(arg(1), num(2) as usize, num(3), num(4) as usize).await,
+        #[cfg(feature = "zenoh")]
+        "zraw-consumer" => zraw::consumer(arg(1), num(2) as usize, num(3)).await,
+        #[cfg(feature = "zenoh")]
+        "zraw-responder" => zraw::responder(arg(1)).await,
         "stall-producer" => {
             let options = lahja::EndpointOptions {
                 queue_bytes: num(4) as usize,
@@ -203,6 +226,8 @@ struct Bench {
     folder: PathBuf,
     next_socket: u32,
     payload: usize,
+    /// Over zenoh (`--transport zenoh`), against raw zenoh.
+    zenoh: bool,
     rows: Vec<Row>,
     failures: Vec<String>,
 }
@@ -244,6 +269,33 @@ impl Bench {
             .join(format!("{label}-{}.sock", self.next_socket))
     }
 
+    /// Where one run's roles meet, as their argument: a socket path, or
+    /// over zenoh a fresh bus and locator (a bare locator for raw zenoh).
+    fn place(&mut self, label: &str, raw: bool) -> String {
+        if !self.zenoh {
+            return self.socket(label).display().to_string();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let locator = format!("tcp/127.0.0.1:{port}");
+        if raw {
+            locator
+        } else {
+            format!("zenoh|bench-{}-{port}|{locator}", std::process::id())
+        }
+    }
+
+    /// The baseline's role names and label.
+    fn raw_roles(&self) -> (&'static str, &'static str, &'static str) {
+        if self.zenoh {
+            ("zraw-producer", "zraw-consumer", "raw zenoh pub/sub")
+        } else {
+            ("raw-producer", "raw-consumer", "raw queued")
+        }
+    }
+
     fn row(
         &mut self,
         mode: &str,
@@ -264,10 +316,10 @@ impl Bench {
     /// One producer, `consumers` consumers; returns (per-consumer events/s,
     /// total deliveries/s, p50, p99, producer peak RSS, max consumer RSS).
     async fn run_broadcast(&mut self, raw: bool, consumers: usize, events: u64) -> [f64; 6] {
-        let path = self.socket(if raw { "raw-broadcast" } else { "broadcast" });
-        let path_arg = path.display().to_string();
+        let path_arg = self.place(if raw { "raw-broadcast" } else { "broadcast" }, raw);
         let (producer_role, consumer_role) = if raw {
-            ("raw-producer", "raw-consumer")
+            let (producer, consumer, _) = self.raw_roles();
+            (producer, consumer)
         } else {
             ("producer", "consumer")
         };
@@ -281,7 +333,7 @@ impl Bench {
         let mut children: Vec<Child> = (0..consumers)
             .map(|i| {
                 let mut args = vec![consumer_role.to_string(), path_arg.clone()];
-                if !raw {
+                if !raw || self.zenoh {
                     args.push(i.to_string());
                 }
                 args.push(events.to_string());
@@ -322,67 +374,99 @@ impl Bench {
         let lahja = self.run_broadcast(false, consumers, events).await;
         let raw = self.run_broadcast(true, consumers, events).await;
         let mode = format!("broadcast x{consumers}");
+        let baseline = self.raw_roles().2;
         self.row(
             &mode,
             "events/s per consumer",
             lahja[0],
             Some(raw[0]),
-            "raw queued",
+            baseline,
         );
         self.row(
             &mode,
             "deliveries/s total",
             lahja[1],
             Some(raw[1]),
-            "raw queued",
+            baseline,
         );
-        self.row(
-            &mode,
-            "latency p50 (us)",
-            lahja[2],
-            Some(raw[2]),
-            "raw queued",
-        );
-        self.row(
-            &mode,
-            "latency p99 (us)",
-            lahja[3],
-            Some(raw[3]),
-            "raw queued",
-        );
+        self.row(&mode, "latency p50 (us)", lahja[2], Some(raw[2]), baseline);
+        self.row(&mode, "latency p99 (us)", lahja[3], Some(raw[3]), baseline);
         self.row(
             &mode,
             "producer peak RSS (KiB)",
             lahja[4],
             Some(raw[4]),
-            "raw queued",
+            baseline,
         );
         self.row(
             &mode,
             "consumer peak RSS (KiB)",
             lahja[5],
             Some(raw[5]),
-            "raw queued",
+            baseline,
         );
     }
 
-    async fn with_responder<T>(&mut self, raw: bool, client: impl AsyncFnOnce(&Path) -> T) -> T {
-        let path = self.socket(if raw { "raw-responder" } else { "responder" });
-        let role = if raw { "raw-responder" } else { "responder" };
-        let mut responder = spawn_role(&[role.into(), path.display().to_string()]);
-        let result = client(&path).await;
+    /// Runs `client` against a responder process: lahja's, or the
+    /// baseline's (`raw`); the client gets where they meet.
+    async fn with_responder<T>(&mut self, raw: bool, client: impl AsyncFnOnce(&str) -> T) -> T {
+        let place = self.place(if raw { "raw-responder" } else { "responder" }, raw);
+        let role = match (raw, self.zenoh) {
+            (false, _) => "responder",
+            (true, false) => "raw-responder",
+            (true, true) => "zraw-responder",
+        };
+        let mut responder = spawn_role(&[role.into(), place.clone()]);
+        let result = client(&place).await;
         let _ = responder.kill().await;
         result
+    }
+
+    /// The baseline's client side, and its name.
+    async fn raw_roundtrip(&mut self, count: u64) -> ((f64, stats::Latency), &'static str) {
+        let payload = self.payload;
+        #[cfg(feature = "zenoh")]
+        if self.zenoh {
+            let result = self
+                .with_responder(true, async |p| zraw::roundtrip(p, count, payload).await)
+                .await;
+            return (result, "raw zenoh get");
+        }
+        let result = self
+            .with_responder(true, async |p| {
+                raw::roundtrip(Path::new(p), count, payload).await
+            })
+            .await;
+        (result, "raw ping-pong")
+    }
+
+    async fn raw_pipelined(&mut self, count: u64) -> (f64, &'static str) {
+        let payload = self.payload;
+        #[cfg(feature = "zenoh")]
+        if self.zenoh {
+            let result = self
+                .with_responder(true, async |p| {
+                    zraw::pipelined(p, count, IN_FLIGHT, payload).await
+                })
+                .await;
+            return (result, "raw zenoh get");
+        }
+        let result = self
+            .with_responder(true, async |p| {
+                raw::pipelined(Path::new(p), count, IN_FLIGHT, payload).await
+            })
+            .await;
+        (result, "raw pipelined")
     }
 
     async fn roundtrip(&mut self, count: u64) {
         let payload = self.payload;
         let (lahja_rate, lahja) = self
-            .with_responder(false, async |p| roles::roundtrip(p, count, payload).await)
+            .with_responder(false, async |p| {
+                roles::roundtrip(&roles::Meet::parse(p), count, payload).await
+            })
             .await;
-        let (raw_rate, raw) = self
-            .with_responder(true, async |p| raw::roundtrip(p, count, payload).await)
-            .await;
+        let ((raw_rate, raw), baseline) = self.raw_roundtrip(count).await;
         let rows = [
             ("latency p50 (us)", lahja.p50_us, raw.p50_us),
             ("latency p90 (us)", lahja.p90_us, raw.p90_us),
@@ -390,14 +474,14 @@ impl Bench {
             ("latency max (us)", lahja.max_us, raw.max_us),
         ];
         for (metric, lahja, raw) in rows {
-            self.row("roundtrip", metric, lahja, Some(raw), "raw ping-pong");
+            self.row("roundtrip", metric, lahja, Some(raw), baseline);
         }
         self.row(
             "roundtrip",
             "requests/s",
             lahja_rate,
             Some(raw_rate),
-            "raw ping-pong",
+            baseline,
         );
     }
 
@@ -405,21 +489,11 @@ impl Bench {
         let payload = self.payload;
         let lahja = self
             .with_responder(false, async |p| {
-                roles::pipelined(p, count, IN_FLIGHT, payload).await
+                roles::pipelined(&roles::Meet::parse(p), count, IN_FLIGHT, payload).await
             })
             .await;
-        let raw = self
-            .with_responder(true, async |p| {
-                raw::pipelined(p, count, IN_FLIGHT, payload).await
-            })
-            .await;
-        self.row(
-            "request x64",
-            "requests/s",
-            lahja,
-            Some(raw),
-            "raw pipelined",
-        );
+        let (raw, baseline) = self.raw_pipelined(count).await;
+        self.row("request x64", "requests/s", lahja, Some(raw), baseline);
     }
 
     async fn local(&mut self, events: u64) {

@@ -1,13 +1,77 @@
 //! The lahja side of each workload, and the consumer check shared with
 //! the baseline.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lahja::{ConnectionConfig, Endpoint, EndpointOptions};
 
 use crate::events::{BenchEvent, Ping, Pong};
 use crate::stats::{Latency, now_ns, peak_rss_kib, report, rss_kib};
+
+/// Where the roles meet: a socket, or a zenoh bus.
+#[derive(Clone, Debug)]
+pub enum Meet {
+    Socket(PathBuf),
+    /// A bus, and the locator the server listens on.
+    #[cfg(feature = "zenoh")]
+    Zenoh {
+        bus: String,
+        locator: String,
+    },
+}
+
+impl Meet {
+    /// From a role's argument: a socket path, or `zenoh|BUS|LOCATOR`.
+    pub fn parse(arg: &str) -> Meet {
+        #[cfg(feature = "zenoh")]
+        if let Some(rest) = arg.strip_prefix("zenoh|") {
+            let (bus, locator) = rest.split_once('|').expect("zenoh|BUS|LOCATOR");
+            return Meet::Zenoh {
+                bus: bus.to_owned(),
+                locator: locator.to_owned(),
+            };
+        }
+        Meet::Socket(PathBuf::from(arg))
+    }
+
+    /// The server's endpoint `name`: serving, or on the bus, listening.
+    pub async fn serve(&self, name: &str, options: EndpointOptions) -> Endpoint {
+        match self {
+            Meet::Socket(path) => Endpoint::serve_with(ConnectionConfig::new(name, path), options)
+                .await
+                .expect("serve"),
+            #[cfg(feature = "zenoh")]
+            Meet::Zenoh { bus, locator } => {
+                let endpoint = Endpoint::run_with(name, options).await.expect("run");
+                let config = lahja::zenoh::ZenohConfig::new(bus).listen(locator);
+                endpoint.join_zenoh(config).await.expect("join");
+                endpoint
+            }
+        }
+    }
+
+    /// A client endpoint `name`, connected to `server`.
+    pub async fn connect(&self, name: &str, server: &str, options: EndpointOptions) -> Endpoint {
+        let endpoint = Endpoint::run_with(name, options).await.expect("run");
+        match self {
+            Meet::Socket(path) => endpoint
+                .connect_to_endpoints([ConnectionConfig::new(server, path)])
+                .await
+                .expect("connect"),
+            #[cfg(feature = "zenoh")]
+            Meet::Zenoh { bus, locator } => {
+                let config = lahja::zenoh::ZenohConfig::new(bus).connect(locator);
+                endpoint.join_zenoh(config).await.expect("join");
+                endpoint
+                    .wait_until_connected_to(server)
+                    .await
+                    .expect("connect");
+            }
+        }
+        endpoint
+    }
+}
 
 /// Receives `events` events, checking order and count, and reports
 /// throughput (from the first event's send time), latency and peak RSS.
@@ -40,10 +104,8 @@ pub async fn consume(events: u64, mut next: impl AsyncFnMut() -> Option<BenchEve
 
 /// lahja broadcast producer: serves, waits for `consumers` subscribers,
 /// broadcasts, then stops (which flushes what is queued).
-pub async fn producer(path: &Path, consumers: usize, events: u64, payload: usize) {
-    let endpoint = Endpoint::serve(ConnectionConfig::new("producer", path))
-        .await
-        .expect("serve");
+pub async fn producer(meet: &Meet, consumers: usize, events: u64, payload: usize) {
+    let endpoint = meet.serve("producer", EndpointOptions::default()).await;
     let names: Vec<String> = (0..consumers).map(|i| format!("consumer-{i}")).collect();
     for name in &names {
         endpoint
@@ -70,35 +132,28 @@ pub async fn producer(path: &Path, consumers: usize, events: u64, payload: usize
 }
 
 /// lahja broadcast consumer: streams every event.
-pub async fn consumer(path: &Path, index: usize, events: u64) {
-    let endpoint = Endpoint::run(format!("consumer-{index}"))
-        .await
-        .expect("run");
+pub async fn consumer(meet: &Meet, index: usize, events: u64) {
+    let name = format!("consumer-{index}");
+    let endpoint = meet
+        .connect(&name, "producer", EndpointOptions::default())
+        .await;
     let mut stream = endpoint.stream::<BenchEvent>();
-    endpoint
-        .connect_to_endpoints([ConnectionConfig::new("producer", path)])
-        .await
-        .expect("connect");
     consume(events, async || stream.next().await).await;
 }
 
 /// lahja responder: answers every Ping until the orchestrator kills it.
 /// (Waiting for the requester to come and go would race with it.)
-pub async fn responder(path: &Path) {
-    let endpoint = Endpoint::serve(ConnectionConfig::new("responder", path))
-        .await
-        .expect("serve");
+pub async fn responder(meet: &Meet) {
+    let endpoint = meet.serve("responder", EndpointOptions::default()).await;
     let _answers =
         endpoint.handle_requests(|Ping { seq, payload }| async move { Pong { seq, payload } });
     std::future::pending::<()>().await;
 }
 
-async fn requester(path: &Path) -> Endpoint {
-    let endpoint = Endpoint::run("requester").await.expect("run");
-    endpoint
-        .connect_to_endpoints([ConnectionConfig::new("responder", path)])
-        .await
-        .expect("connect");
+async fn requester(meet: &Meet) -> Endpoint {
+    let endpoint = meet
+        .connect("requester", "responder", EndpointOptions::default())
+        .await;
     endpoint
         .wait_until_endpoint_subscribed_to::<Ping>("responder")
         .await
@@ -107,8 +162,8 @@ async fn requester(path: &Path) -> Endpoint {
 }
 
 /// Sequential typed requests; latency of each.
-pub async fn roundtrip(path: &Path, count: u64, payload: usize) -> (f64, Latency) {
-    let endpoint = requester(path).await;
+pub async fn roundtrip(meet: &Meet, count: u64, payload: usize) -> (f64, Latency) {
+    let endpoint = requester(meet).await;
     let body = vec![0xcd; payload];
     let mut samples = Vec::with_capacity(count as usize);
     let started = now_ns();
@@ -130,8 +185,8 @@ pub async fn roundtrip(path: &Path, count: u64, payload: usize) -> (f64, Latency
 }
 
 /// `count` requests from `tasks` concurrent tasks; requests/s.
-pub async fn pipelined(path: &Path, count: u64, tasks: usize, payload: usize) -> f64 {
-    let endpoint = requester(path).await;
+pub async fn pipelined(meet: &Meet, count: u64, tasks: usize, payload: usize) -> f64 {
+    let endpoint = requester(meet).await;
     let started = now_ns();
     let per_task = count / tasks as u64;
     let workers: Vec<_> = (0..tasks as u64)
