@@ -238,6 +238,7 @@ impl Endpoint {
     /// # Ok::<(), lahja::Error>(())
     /// ```
     #[cfg(feature = "zenoh")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "zenoh")))]
     pub fn join_zenoh(&self, config: crate::zenoh::ZenohConfig) -> Result<()> {
         self.runtime.block_on(self.inner.join_zenoh(config))?
     }

@@ -253,6 +253,7 @@ impl Endpoint {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "zenoh")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "zenoh")))]
     pub async fn join_zenoh(&self, config: crate::zenoh::ZenohConfig) -> Result<()> {
         crate::zenoh::join(self.core(), config).await
     }

@@ -150,11 +150,12 @@
 //! * A panicking callback or handler is logged and contained.
 
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(unreachable_pub, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
-// Lets the derive's `::lahja::...` paths resolve in this crate's own tests.
-#[cfg(test)]
+// Lets the derive's `::lahja::...` paths resolve in this crate (its own
+// built-in types, and its tests).
 extern crate self as lahja;
 
 // The layers, bottom up (imports only go down; see docs/ARCHITECTURE.md):
@@ -163,6 +164,7 @@ extern crate self as lahja;
 mod config;
 mod error;
 mod event;
+mod report;
 
 mod codec;
 pub mod registry;
@@ -177,13 +179,16 @@ mod transport;
 
 pub mod blocking;
 mod endpoint;
+pub mod introspect;
 mod request;
 mod sinks;
 mod stream;
 mod subscription;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 #[cfg(feature = "zenoh")]
+#[cfg_attr(docsrs, doc(cfg(feature = "zenoh")))]
 pub mod zenoh;
 
 pub use config::{

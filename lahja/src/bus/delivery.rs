@@ -95,7 +95,10 @@ impl Core {
                     }
                 }
                 match full {
-                    Some(endpoint) => Err(Error::QueueFull { endpoint }),
+                    Some(endpoint) => {
+                        self.counters.dropped_full(E::ID);
+                        Err(Error::QueueFull { endpoint })
+                    }
                     None => Ok(()),
                 }
             }
@@ -211,6 +214,7 @@ impl Core {
             return Ok((None, Vec::new()));
         }
         self.with_frame(kind, E::ID, request_id, event, |frame| {
+            self.counters.sent(E::ID, frame.len());
             let offered = link::offer_all(frame, &route.remote);
             let unsent = (!offered.full.is_empty()).then(|| Unsent {
                 frame: frame.to_vec(),
@@ -300,10 +304,13 @@ impl Core {
             }
             Requester::Peer(link) => link,
         };
-        let offer = |frame: &[u8]| match link.offer(frame) {
-            Ok(()) => Ok(None),
-            Err(TryPushError::Full) => Ok(Some((link.clone(), frame.to_vec()))),
-            Err(TryPushError::Closed) => Err(disconnected(link)),
+        let offer = |frame: &[u8]| {
+            self.counters.sent(E::ID, frame.len());
+            match link.offer(frame) {
+                Ok(()) => Ok(None),
+                Err(TryPushError::Full) => Ok(Some((link.clone(), frame.to_vec()))),
+                Err(TryPushError::Closed) => Err(disconnected(link)),
+            }
         };
         self.with_frame(Kind::Response, E::ID, request.0, &response, offer)?
     }

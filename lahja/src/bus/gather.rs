@@ -44,7 +44,7 @@ impl Core {
             // Nobody to wait for: the gathering ends at once.
             return Ok(gathering);
         }
-        let id = self.register_request(targets, Waiter::Each(tx))?;
+        let id = self.register_request(R::ID, targets, Waiter::Each(tx))?;
         gathering.id = Some(id);
         let ticket = route
             .local

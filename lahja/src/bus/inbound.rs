@@ -21,6 +21,10 @@ impl Core {
     ) -> Result<(), Violation> {
         let max = self.options.max_frame_bytes;
         let request = RequestId(frame.request_id);
+        link.traffic.inbound(frame.body.len());
+        if matches!(frame.kind, Kind::Event | Kind::Request | Kind::Response) {
+            self.counters.received(frame.event_id, frame.body.len());
+        }
         match frame.kind {
             Kind::Event | Kind::Request => {
                 let is_request = frame.kind == Kind::Request;
@@ -73,7 +77,9 @@ impl Core {
                 }
                 self.set_peer_groups(link, groups);
             }
-            Kind::Hello | Kind::Reject => return Err(Violation::Unexpected(frame.kind)),
+            Kind::Hello | Kind::Reject | Kind::Observe => {
+                return Err(Violation::Unexpected(frame.kind));
+            }
         }
         Ok(())
     }

@@ -11,6 +11,9 @@ use super::{Core, Signal};
 pub(crate) trait Service: Send {
     /// Stops it; called once, from a synchronous context (`Drop`).
     fn stop(self: Box<Self>) -> Stopping;
+    /// How peers reach the endpoint through it (`socket PATH`), for
+    /// introspection.
+    fn describe(&self) -> String;
 }
 
 /// What a service still does after [`Service::stop`] returned (closing a

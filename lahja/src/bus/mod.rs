@@ -12,6 +12,7 @@
 //! code (a callback, a dropped handler) is dropped while the lock is held.
 
 mod announcements;
+mod counters;
 mod delivery;
 mod gather;
 mod groups;
@@ -19,6 +20,7 @@ mod id_map;
 mod inbound;
 mod lifecycle;
 mod peers;
+mod report;
 mod requests;
 mod router;
 mod subscribers;
@@ -79,6 +81,12 @@ pub(crate) struct Core {
     services: Mutex<Vec<Box<dyn Service>>>,
     /// The latest refusal of each refused peer (see [`Core::refuse`]).
     refusals: Mutex<std::collections::VecDeque<(String, String)>>,
+    /// Traffic per event type, for introspection.
+    pub(crate) counters: counters::Counters,
+    /// When the endpoint started.
+    started: std::time::SystemTime,
+    /// Observers being served (see `transport::observer`).
+    pub(crate) observers: std::sync::atomic::AtomicUsize,
     connections_changed: watch::Sender<()>,
     subscriptions_changed: watch::Sender<()>,
 }
@@ -105,6 +113,9 @@ impl Core {
             next_sink: AtomicU64::new(0),
             services: Mutex::new(Vec::new()),
             refusals: Mutex::new(std::collections::VecDeque::new()),
+            counters: counters::Counters::new(),
+            started: std::time::SystemTime::now(),
+            observers: std::sync::atomic::AtomicUsize::new(0),
             connections_changed: watch::Sender::new(()),
             subscriptions_changed: watch::Sender::new(()),
         })

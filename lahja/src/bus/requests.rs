@@ -50,6 +50,9 @@ pub(crate) struct Pending {
     /// yet (few: a list beats a set).
     pub(crate) targets: Vec<Arc<str>>,
     pub(crate) any_dropped: bool,
+    /// The request's type and when it was sent, for introspection.
+    pub(crate) event: crate::EventId,
+    pub(crate) since: std::time::Instant,
 }
 
 /// Who waits for a request, and for what.
@@ -113,7 +116,7 @@ impl Core {
     ) -> Result<R::Response> {
         let route = self.route::<R>(config)?;
         let (tx, answer) = oneshot::channel();
-        let id = self.register_request(route.endpoints(&self.name), Waiter::First(tx))?;
+        let id = self.register_request(R::ID, route.endpoints(&self.name), Waiter::First(tx))?;
         let _pending = PendingGuard { core: self, id };
         let ticket = route
             .local
@@ -135,6 +138,7 @@ impl Core {
     /// request never lands in the table of a stopped endpoint).
     pub(super) fn register_request(
         &self,
+        event: crate::EventId,
         targets: Vec<Arc<str>>,
         waiter: Waiter,
     ) -> Result<RequestId> {
@@ -144,6 +148,8 @@ impl Core {
             waiter,
             targets,
             any_dropped: false,
+            event,
+            since: std::time::Instant::now(),
         };
         let mut state = self.state();
         if !self.is_running() {

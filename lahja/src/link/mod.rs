@@ -14,7 +14,7 @@ mod outgoing;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 #[cfg(feature = "zenoh")]
@@ -40,6 +40,34 @@ pub(crate) struct Link {
     session: Arc<dyn Session>,
     /// Warnings logged about this peer so far.
     warnings: AtomicU32,
+    /// Traffic with this peer, for introspection.
+    pub(crate) traffic: Traffic,
+    /// When the link was made.
+    pub(crate) since: std::time::SystemTime,
+}
+
+/// Frames and bytes through one link; relaxed atomics, read only by
+/// introspection.
+#[derive(Default)]
+pub(crate) struct Traffic {
+    pub(crate) frames_in: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) frames_out: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+}
+
+impl Traffic {
+    /// A frame of `bytes` came in.
+    pub(crate) fn inbound(&self, bytes: usize) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// A frame of `bytes` was queued out.
+    fn outbound(&self, bytes: usize) {
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
 }
 
 /// Whether to log one more warning about a peer.
@@ -60,6 +88,8 @@ impl Link {
             queue: Outgoing::new(queue_bytes),
             session,
             warnings: AtomicU32::new(0),
+            traffic: Traffic::default(),
+            since: std::time::SystemTime::now(),
         })
     }
 
@@ -79,17 +109,23 @@ impl Link {
 
     /// Queues `frame` if there is room.
     pub(crate) fn offer(&self, frame: &[u8]) -> Result<(), TryPushError> {
-        self.queue.try_push(frame)
+        self.queue.try_push(frame)?;
+        self.traffic.outbound(frame.len());
+        Ok(())
     }
 
     /// Queues `frame`, waiting for room.
     pub(crate) async fn send(&self, frame: &[u8]) -> Result<(), Closed> {
-        self.queue.push(frame).await
+        self.queue.push(frame).await?;
+        self.traffic.outbound(frame.len());
+        Ok(())
     }
 
     /// Queues a small control frame past the bound, up to a hard cap.
     pub(crate) fn send_control(&self, frame: &[u8]) -> Result<(), Overflow> {
-        self.queue.push_control(frame)
+        self.queue.push_control(frame)?;
+        self.traffic.outbound(frame.len());
+        Ok(())
     }
 
     /// Sets the first frame of the connection.

@@ -242,8 +242,7 @@ impl Outgoing {
         self.data.notify_one();
     }
 
-    /// Bytes queued or being written (for tests of the bound).
-    #[cfg(test)]
+    /// Bytes queued or being written (tests of the bound, introspection).
     pub(crate) fn queued(&self) -> usize {
         self.lock().queued()
     }

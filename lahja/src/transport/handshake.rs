@@ -16,7 +16,7 @@ use crate::{ConnectionConfig, Error, Result};
 
 /// Reads one frame during the handshake, decompressed: a program with a
 /// few hundred event types has a hello large enough to be compressed.
-async fn read_first(
+pub(super) async fn read_first(
     frames: &mut FrameBuffer,
     read: &mut OwnedReadHalf,
     max_frame: usize,
@@ -58,7 +58,7 @@ fn our_uid() -> u32 {
 /// Before anything is sent: the socket's folder must belong to us (or
 /// root) and be writable by nobody else, or another user could have put
 /// their own socket there for us to talk to.
-fn check_folder(path: &std::path::Path) -> std::result::Result<(), String> {
+pub(super) fn check_folder(path: &std::path::Path) -> std::result::Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let folder = match path.parent() {
         Some(folder) if !folder.as_os_str().is_empty() => folder,
@@ -86,7 +86,7 @@ fn check_folder(path: &std::path::Path) -> std::result::Result<(), String> {
 
 /// After connecting, before anything is sent: the serving process must
 /// run as this user or as root.
-fn check_server(stream: &UnixStream) -> std::result::Result<(), String> {
+pub(super) fn check_server(stream: &UnixStream) -> std::result::Result<(), String> {
     let cred = stream
         .peer_cred()
         .map_err(|e| format!("cannot tell who serves the socket: {e}"))?;
@@ -230,6 +230,10 @@ pub(super) async fn accept(core: Arc<Core>, stream: UnixStream) {
             crate::validate_name(&hello.name).map_err(|e| e.to_string())?;
             hello.with_valid_groups()
         }),
+        Ok(Ok((Kind::Observe, body))) => match wire::parse_observe(&body) {
+            Ok(tool) => return super::observer::serve(core, tool, read, write, frames).await,
+            Err(reason) => Err(reason),
+        },
         Ok(Ok((kind, _))) => Err(format!("expected a hello, got {kind:?}")),
     };
     let peer = match hello {
@@ -290,7 +294,7 @@ fn new_link(core: &Core, name: String) -> (Arc<SocketSession>, Arc<Link>) {
 
 /// Tells a refused client why, then closes; a client that does not read
 /// gets at most `handshake_timeout` of patience.
-async fn refuse(mut write: OwnedWriteHalf, core: &Core, reject: Reject) {
+pub(super) async fn refuse(mut write: OwnedWriteHalf, core: &Core, reject: Reject) {
     let mut frame = Vec::new();
     let zero = crate::EventId::from_u64(0);
     if wire::append_encoded(&mut frame, Kind::Reject, zero, 0, core.limits(), &reject).is_ok() {

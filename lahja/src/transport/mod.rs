@@ -5,6 +5,7 @@
 //! It turns bytes into calls on [`Core`]; the core never imports it.
 
 mod handshake;
+mod observer;
 mod session;
 mod socket_file;
 
@@ -16,6 +17,9 @@ use tokio::task::AbortHandle;
 use crate::bus::{Core, Service, Stopping};
 use crate::{ConnectionConfig, Error, Result};
 use socket_file::SocketFile;
+
+pub use observer::Observer;
+pub(crate) use socket_file::remove_if_stale;
 
 /// Listens on `path` for the endpoint until it stops; the socket file is
 /// removed then.
@@ -49,6 +53,10 @@ impl Service for Listening {
         self.accepting.abort();
         self.socket.remove();
         None
+    }
+
+    fn describe(&self) -> String {
+        format!("socket {}", self.socket.path().display())
     }
 }
 

@@ -20,6 +20,13 @@ pub(super) struct SocketFile {
 }
 
 impl SocketFile {
+    /// Where the socket is.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl SocketFile {
     /// Removes the file if it is still the one we bound (another endpoint
     /// may have reclaimed the path since), and the lock file with it.
     /// Never waits: if another server holds the reclaim lock, it is
@@ -37,6 +44,26 @@ impl SocketFile {
         }
         lock.remove();
     }
+}
+
+/// Removes `path` if it is a socket file nobody serves, with its lock
+/// file; `Ok(false)` leaves it: a live socket, a server binding it right
+/// now (it holds the reclaim lock), or a file that is not a socket.
+pub(crate) fn remove_if_stale(path: &Path) -> std::io::Result<bool> {
+    let Some(lock) = ReclaimLock::try_take(path) else {
+        return Ok(false);
+    };
+    let stale = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => matches!(probe(path), Probe::Stale),
+        _ => false,
+    };
+    let removed = if stale {
+        std::fs::remove_file(path).map(|()| true)
+    } else {
+        Ok(false)
+    };
+    lock.remove();
+    removed
 }
 
 fn bind_error(path: &Path, reason: impl Into<String>) -> Error {

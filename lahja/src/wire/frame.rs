@@ -33,13 +33,15 @@ pub(crate) enum Kind {
     Response = 6,
     Dropped = 7,
     Groups = 8,
+    /// The first frame of a tool that observes (instead of a hello).
+    Observe = 9,
 }
 
 impl Kind {
     /// The largest frame of this kind, given the endpoint's `max_frame_bytes`.
     pub(crate) fn max_frame(self, max_frame: usize) -> usize {
         match self {
-            Kind::Hello | Kind::Reject | Kind::Subscriptions | Kind::Groups => {
+            Kind::Hello | Kind::Reject | Kind::Subscriptions | Kind::Groups | Kind::Observe => {
                 max_frame.max(CONTROL_FRAME_MAX)
             }
             Kind::Event | Kind::Request | Kind::Response | Kind::Dropped => max_frame,
@@ -56,6 +58,7 @@ impl Kind {
             6 => Kind::Response,
             7 => Kind::Dropped,
             8 => Kind::Groups,
+            9 => Kind::Observe,
             _ => return None,
         })
     }

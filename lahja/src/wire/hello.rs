@@ -93,8 +93,28 @@ pub(crate) fn append_hello(out: &mut Vec<u8>, hello: &Hello, limits: Limits) -> 
     })
 }
 
+/// The first frame of an observer: magic and version as in a hello, then
+/// the tool's name.
+pub(crate) fn append_observe(out: &mut Vec<u8>, tool: &str, limits: Limits) -> Result<()> {
+    append_frame(out, Kind::Observe, EventId::from_u64(0), 0, limits, |out| {
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        codec::encode_into(&tool, out)
+    })
+}
+
+/// Reads an observe body: the tool's name.
+pub(crate) fn parse_observe(body: &[u8]) -> std::result::Result<String, String> {
+    codec::decode(versioned(body)?).map_err(|e| e.to_string())
+}
+
 /// Reads a hello body; a wrong magic or version is a clear refusal reason.
 pub(crate) fn parse_hello(body: &[u8]) -> std::result::Result<Hello, String> {
+    codec::decode(versioned(body)?).map_err(|e| e.to_string())
+}
+
+/// What follows the magic and version of a hello or observe body.
+fn versioned(body: &[u8]) -> std::result::Result<&[u8], String> {
     let Some((magic, rest)) = body.split_first_chunk::<4>() else {
         return Err("hello too short".into());
     };
@@ -110,7 +130,7 @@ pub(crate) fn parse_hello(body: &[u8]) -> std::result::Result<Hello, String> {
             "protocol version {version} is not supported (this endpoint speaks {PROTOCOL_VERSION})"
         ));
     }
-    codec::decode(rest).map_err(|e| e.to_string())
+    Ok(rest)
 }
 
 #[cfg(test)]

@@ -14,3 +14,4 @@ pub(crate) use frame::{
     Frame, FrameBuffer, Kind, Limits, Violation, append_encoded, append_frame, body,
 };
 pub(crate) use hello::{Hello, Reject, append_hello, parse_hello};
+pub(crate) use hello::{append_observe, parse_observe};

@@ -48,6 +48,11 @@ pub(super) struct Keys {
 }
 
 impl Keys {
+    /// The bus name, as given to `ZenohConfig::new`.
+    pub(super) fn bus(&self) -> &str {
+        self.prefix.strip_prefix("lahja/").unwrap_or(&self.prefix)
+    }
+
     /// The keys of endpoint `me` on session `zid` on `bus`; the bus must
     /// be a key of literal chunks (no wildcards).
     pub(super) fn new(bus: &str, me: &str, zid: &str) -> Result<Keys> {

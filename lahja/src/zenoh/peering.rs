@@ -218,6 +218,10 @@ struct Joined {
 }
 
 impl Service for Joined {
+    fn describe(&self) -> String {
+        format!("zenoh {}", self.bus.keys.bus())
+    }
+
     /// Leaves the bus in the background: undeclaring and closing are
     /// zenoh calls that block in place, which a current-thread caller
     /// (`Drop` may run anywhere) cannot.
