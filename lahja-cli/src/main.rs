@@ -1,0 +1,101 @@
+//! `lahja`: look at the endpoints of a lahja bus from outside.
+//!
+//! It finds endpoints by their socket files (the folder of
+//! `ConnectionConfig::from_name`) and asks each for a report as an
+//! observer, which is never a peer: observing changes nothing on the bus.
+
+mod commands;
+mod probe;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Look at the endpoints of a lahja bus: who is alive, who subscribes to
+/// what, what flows, and what is stuck.
+#[derive(Parser, Debug)]
+#[command(
+    name = "lahja",
+    version,
+    after_help = "Example:\n  lahja list\n  lahja info trinity --json"
+)]
+struct Cli {
+    /// The folder of the socket files [default: that of
+    /// `ConnectionConfig::from_name`, `$XDG_RUNTIME_DIR/lahja`].
+    #[arg(long, global = true, value_name = "PATH")]
+    dir: Option<PathBuf>,
+    /// Machine-readable output: JSON Lines for lists, one object for `info`.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the endpoints in the folder: alive or stale, pid, uptime, peers.
+    #[command(after_help = "Example:\n  lahja list --json")]
+    List,
+    /// Everything one endpoint says of itself: peers, queues,
+    /// subscriptions, traffic per type, pending requests.
+    #[command(after_help = "Example:\n  lahja info trinity")]
+    Info {
+        /// The endpoint's name.
+        name: String,
+    },
+    /// Every event type seen on the bus: who subscribes, who sent it, rate.
+    #[command(after_help = "Example:\n  lahja events --window 2")]
+    Events {
+        /// Seconds between the two reports a rate is measured over (0: no
+        /// rates).
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        window: f64,
+    },
+    /// Exit 0 if healthy, 1 if degraded (stale sockets, unreachable
+    /// endpoints, queues at 90% of their bound), 2 if down (no endpoint, or a named one is
+    /// not alive); prints a one-line reason.
+    #[command(after_help = "Example:\n  lahja check trinity networking || echo unhealthy")]
+    Check {
+        /// Endpoints that must be alive (default: any one).
+        names: Vec<String>,
+    },
+    /// Remove the socket files of endpoints that are gone. Never removes
+    /// a live socket or a file that is not a socket.
+    #[command(after_help = "Example:\n  lahja clean")]
+    Clean,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let dir = cli
+        .dir
+        .or_else(|| {
+            lahja::ConnectionConfig::from_name("x")
+                .path
+                .parent()
+                .map(PathBuf::from)
+        })
+        .unwrap_or_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("lahja: cannot start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = commands::Output { json: cli.json };
+    runtime.block_on(async {
+        match cli.command {
+            Command::List => commands::list(&dir, out).await,
+            Command::Info { name } => commands::info(&dir, &name, out).await,
+            Command::Events { window } => commands::events(&dir, window, out).await,
+            Command::Check { names } => commands::check(&dir, &names, out).await,
+            Command::Clean => commands::clean(&dir, out),
+        }
+    })
+}

@@ -1,0 +1,527 @@
+//! The `lahja` tool against real endpoint processes.
+//!
+//! This binary is both the tests and the endpoints they look at: run with
+//! `LAHJA_CLI_TEST_ENDPOINT` set, it serves one endpoint and takes
+//! commands on stdin (see [`endpoint`]). Each test uses its own folder.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lahja::{BroadcastConfig, ConnectionConfig, Endpoint, EndpointOptions, Error, Event};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+#[event(name = "cli.Tick")]
+struct Tick(u64);
+
+/// Nobody subscribes to it: broadcasting it is `NoSubscribers` when asked.
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+#[event(name = "cli.Lonely")]
+struct Lonely;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+#[event(name = "cli.Big")]
+struct Big(Vec<u8>);
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+// ---- the endpoint side ----------------------------------------------------
+
+/// Serves `NAME` in `DIR`, in `GROUPS` (comma-separated, may be empty),
+/// subscribes to `Tick` and `Big` unless `SUBSCRIBE` is `no`, prints
+/// `ready`, then runs one command per stdin line and prints its outcome:
+/// `connect NAME`, `ticks N`, `lonely` (NoSubscribers or ok), `state
+/// NAME` (subscription checks), `fill` (Big events until QueueFull).
+fn endpoint(spec: &str) {
+    let parts: Vec<&str> = spec.split(' ').collect();
+    let [dir, name, groups, subscribe] = parts[..] else {
+        panic!("bad spec {spec}");
+    };
+    let dir = PathBuf::from(dir);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let options = EndpointOptions {
+            groups: groups
+                .split(',')
+                .filter(|g| !g.is_empty())
+                .map(String::from)
+                .collect(),
+            queue_bytes: 256 << 10,
+            ..EndpointOptions::default()
+        };
+        let config = ConnectionConfig {
+            name: name.into(),
+            path: dir.join(format!("{name}.sock")),
+        };
+        let endpoint = Endpoint::serve_with(config, options).await.unwrap();
+        let _subscriptions = (subscribe != "no").then(|| {
+            (
+                endpoint.subscribe(|_: Tick| {}),
+                endpoint.subscribe(|_: Big| {}),
+            )
+        });
+        println!("ready");
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
+                .await
+                .unwrap()
+                == 0
+            {
+                return;
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let reply = match words[..] {
+                ["connect", peer] => {
+                    let config = ConnectionConfig {
+                        name: peer.into(),
+                        path: dir.join(format!("{peer}.sock")),
+                    };
+                    endpoint.connect_to_endpoints([config]).await.unwrap();
+                    endpoint
+                        .wait_until_endpoint_subscribed_to::<Tick>(peer)
+                        .await
+                        .unwrap();
+                    "connected".to_owned()
+                }
+                ["ticks", n] => {
+                    for i in 0..n.parse().unwrap() {
+                        endpoint.broadcast(Tick(i)).await.unwrap();
+                    }
+                    "sent".to_owned()
+                }
+                ["lonely"] => {
+                    let config = BroadcastConfig {
+                        require_subscriber: true,
+                        ..BroadcastConfig::default()
+                    };
+                    match endpoint.broadcast_with(Lonely, config).await {
+                        Err(Error::NoSubscribers { .. }) => "no-subscribers".to_owned(),
+                        other => format!("{other:?}"),
+                    }
+                }
+                ["state", peer] => format!(
+                    "any={} all={} connected={} peer={}",
+                    endpoint.is_any_endpoint_subscribed_to::<Tick>(),
+                    endpoint.are_all_endpoints_subscribed_to::<Tick>(false),
+                    endpoint.get_connected_endpoints_and_subscriptions().len(),
+                    endpoint.is_connected_to(peer),
+                ),
+                ["fill"] => loop {
+                    match endpoint.broadcast_nowait(Big(vec![7; 4 << 10])) {
+                        Ok(()) => {}
+                        Err(Error::QueueFull { .. }) => break "full".to_owned(),
+                        Err(other) => break format!("{other:?}"),
+                    }
+                },
+                _ => format!("unknown command {line:?}"),
+            };
+            println!("{reply}");
+        }
+    });
+}
+
+// ---- the test side --------------------------------------------------------
+
+/// One endpoint process.
+struct Peer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    fn start(dir: &Path, name: &str, groups: &str, subscribe: bool) -> Peer {
+        let spec = format!(
+            "{} {name} {groups} {}",
+            dir.display(),
+            if subscribe { "yes" } else { "no" }
+        );
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env("LAHJA_CLI_TEST_ENDPOINT", spec)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut peer = Peer {
+            child,
+            stdin,
+            stdout,
+        };
+        assert_eq!(peer.line(), "ready");
+        peer
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
+    }
+
+    /// Runs one command and returns its outcome line.
+    fn ask(&mut self, command: &str) -> String {
+        writeln!(self.stdin, "{command}").unwrap();
+        self.line()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the socket file stays behind, stale.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh private folder for one test.
+fn folder(test: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("lahja-cli-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// Runs `lahja --dir DIR ARGS...`: (exit status, stdout).
+fn lahja(dir: &Path, args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lahja"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{stdout}{}",
+            if stderr.is_empty() {
+                String::new()
+            } else {
+                format!("[stderr] {stderr}")
+            }
+        ),
+    )
+}
+
+/// The JSON Lines `lahja ARGS... --json` prints.
+fn json_lines(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let (code, out) = lahja(dir, &[args, &["--json"]].concat());
+    assert_eq!(code, 0, "{args:?}: {out}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Asks `lahja info NAME --json` until `accept` takes it.
+fn info_until(
+    dir: &Path,
+    name: &str,
+    accept: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let info = json_lines(dir, &["info", name]).remove(0);
+        if accept(&info) {
+            return info;
+        }
+        assert!(start.elapsed() < PATIENCE, "gave up waiting: {info:#}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn hex(id: lahja::EventId) -> String {
+    format!("{:#018x}", id.as_u64())
+}
+
+fn names(values: &serde_json::Value) -> Vec<String> {
+    values
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn list_info_and_events_report_each_field() {
+    let dir = folder("fields");
+    let mut a = Peer::start(&dir, "alpha", "g1,g2", true);
+    let mut b = Peer::start(&dir, "beta", "", false);
+    assert_eq!(b.ask("connect alpha"), "connected");
+    assert_eq!(b.ask("ticks 5"), "sent");
+
+    let list = json_lines(&dir, &["list"]);
+    assert_eq!(list.len(), 2, "{list:?}");
+    for (entry, (name, pid)) in list.iter().zip([("alpha", a.pid()), ("beta", b.pid())]) {
+        assert_eq!(entry["name"], name);
+        assert_eq!(entry["pid"], pid);
+        assert_eq!(entry["alive"], true);
+        assert_eq!(entry["state"], "alive");
+        assert_eq!(
+            entry["path"],
+            dir.join(format!("{name}.sock")).display().to_string()
+        );
+    }
+    assert_eq!(list[0]["peers"], 1);
+    assert_eq!(list[0]["subscriptions"], 2);
+    assert_eq!(list[1]["subscriptions"], 0);
+
+    let info = info_until(&dir, "alpha", |i| {
+        i["traffic"].as_array().is_some_and(|t| !t.is_empty())
+    });
+    assert_eq!(info["name"], "alpha");
+    assert_eq!(info["pid"], a.pid());
+    assert_eq!(info["groups"], serde_json::json!(["g1", "g2"]));
+    assert_eq!(names(&info["peers"]), ["beta"]);
+    let subscriptions = &info["subscriptions"];
+    assert_eq!(names(subscriptions), ["cli.Big", "cli.Tick"]);
+    assert_eq!(subscriptions[1]["id"], hex(Tick::ID));
+    assert_eq!(
+        info["transports"][0],
+        format!("socket {}", dir.join("alpha.sock").display())
+    );
+    let tick = info["traffic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "cli.Tick")
+        .unwrap();
+    assert_eq!(tick["received"], 5, "{info:#}");
+    assert_eq!(
+        info["peers"][0]["frames_in"].as_u64().unwrap() >= 5,
+        true,
+        "{info:#}"
+    );
+
+    let info = json_lines(&dir, &["info", "beta"]).remove(0);
+    let tick = info["traffic"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "cli.Tick")
+        .unwrap();
+    assert_eq!(
+        (tick["sent"].as_u64(), tick["received"].as_u64()),
+        (Some(5), Some(0))
+    );
+    assert_eq!(
+        names(&info["peers"][0]["subscriptions"]),
+        ["cli.Big", "cli.Tick"]
+    );
+
+    let events = json_lines(&dir, &["events", "--window", "0"]);
+    let tick = events
+        .iter()
+        .find(|e| e["name"] == "cli.Tick")
+        .expect("cli.Tick listed");
+    assert_eq!(tick["id"], hex(Tick::ID));
+    assert_eq!(tick["subscribers"], serde_json::json!(["alpha"]));
+    assert_eq!(tick["senders"], serde_json::json!(["beta"]));
+    assert_eq!(tick["sent"], 5);
+    let big = events
+        .iter()
+        .find(|e| e["name"] == "cli.Big")
+        .expect("cli.Big listed");
+    assert_eq!(big["senders"], serde_json::json!([]));
+
+    // The same facts for people, in aligned columns.
+    let (code, table) = lahja(&dir, &["list"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("NAME   PID"), "{table}");
+    assert!(
+        lines[1].starts_with(&format!("alpha  {}", a.pid())),
+        "{table}"
+    );
+    let column = lines[0].find("STATE").unwrap();
+    assert_eq!(&lines[2][column..column + 5], "alive", "{table}");
+    let (code, text) = lahja(&dir, &["info", "alpha"]);
+    assert_eq!(code, 0);
+    for section in [
+        "Peers (1)",
+        "Subscriptions (2)",
+        "Traffic",
+        "Pending requests (0)",
+        "cli.Tick",
+    ] {
+        assert!(text.contains(section), "{section} missing from:\n{text}");
+    }
+    drop(a.ask("state beta"));
+}
+
+fn observing_changes_no_outcome() {
+    let dir = folder("unchanged");
+    let mut a = Peer::start(&dir, "alpha", "", true);
+    let mut b = Peer::start(&dir, "beta", "", false);
+    assert_eq!(b.ask("connect alpha"), "connected");
+    let before = (b.ask("lonely"), b.ask("state alpha"), a.ask("state beta"));
+    assert_eq!(before.0, "no-subscribers");
+    assert_eq!(before.1, "any=true all=true connected=2 peer=true");
+    // Observers hold connections to both while the same questions are
+    // asked again: nothing they see may differ.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let observers = runtime.block_on(async {
+        let mut held = Vec::new();
+        for name in ["alpha", "beta"] {
+            let mut observer =
+                lahja::introspect::Observer::connect(dir.join(format!("{name}.sock")))
+                    .await
+                    .unwrap();
+            assert_eq!(observer.report().await.unwrap().name, name);
+            held.push(observer);
+        }
+        held
+    });
+    let during = (b.ask("lonely"), b.ask("state alpha"), a.ask("state beta"));
+    assert_eq!(during, before);
+    let list = json_lines(&dir, &["info", "alpha"]);
+    assert_eq!(
+        names(&list[0]["peers"]),
+        ["beta"],
+        "an observer is not a peer"
+    );
+    drop(observers);
+}
+
+fn check_reports_each_state() {
+    let dir = folder("check");
+    let (code, out) = lahja(&dir, &["check"]);
+    assert_eq!(code, 2, "nothing runs: down: {out}");
+    let mut a = Peer::start(&dir, "alpha", "", true);
+    let mut b = Peer::start(&dir, "beta", "", false);
+    assert_eq!(b.ask("connect alpha"), "connected");
+    let (code, out) = lahja(&dir, &["check"]);
+    assert_eq!((code, out.starts_with("healthy")), (0, true), "{out}");
+    let (code, out) = lahja(&dir, &["check", "alpha", "gamma"]);
+    assert_eq!(code, 2, "a named endpoint is missing: {out}");
+    assert!(out.contains("`gamma` is not running"), "{out}");
+    let (code, out) = lahja(&dir, &["check", "--json"]);
+    let verdict: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (code, verdict["status"].as_str()),
+        (0, Some("healthy")),
+        "{out}"
+    );
+
+    // A stopped (SIGSTOP) subscriber: beta's queue to it fills up.
+    let c = Peer::start(&dir, "gamma", "", true);
+    assert_eq!(b.ask("connect gamma"), "connected");
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(c.pid() as i32, libc::SIGSTOP) }, 0);
+    assert_eq!(b.ask("fill"), "full");
+    let (code, out) = lahja(&dir, &["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("`beta`'s queue to `gamma` is full"), "{out}");
+    assert!(out.contains("`gamma` does not answer"), "{out}");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(c.pid() as i32, libc::SIGCONT) }, 0);
+    c.kill();
+    b.kill();
+    let (code, out) = lahja(&dir, &["check"]);
+    assert_eq!(code, 1, "stale sockets: degraded: {out}");
+    assert!(out.contains("`beta` left a stale socket"), "{out}");
+    let (code, out) = lahja(&dir, &["check", "beta"]);
+    assert_eq!(code, 2, "{out}");
+    drop(a.ask("state beta"));
+}
+
+fn clean_removes_only_stale_sockets() {
+    let dir = folder("clean");
+    let a = Peer::start(&dir, "alpha", "", true);
+    let b = Peer::start(&dir, "beta", "", true);
+    std::fs::write(dir.join("plain.sock"), b"not a socket").unwrap();
+    b.kill();
+    assert!(dir.join("beta.sock").exists());
+    let removed = json_lines(&dir, &["clean"]);
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(
+        removed[0]["path"],
+        dir.join("beta.sock").display().to_string()
+    );
+    assert!(!dir.join("beta.sock").exists());
+    assert!(dir.join("alpha.sock").exists(), "a live socket stays");
+    assert!(
+        dir.join("plain.sock").exists(),
+        "a file that is not a socket stays"
+    );
+    let list = json_lines(&dir, &["list"]);
+    assert_eq!(names(&serde_json::Value::Array(list.clone())), ["alpha"]);
+    assert_eq!(list[0]["alive"], true);
+    drop(a);
+}
+
+fn every_command_has_help_with_an_example() {
+    for command in ["list", "info", "events", "check", "clean"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_lahja"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{command}");
+        assert!(
+            help.contains(&format!("Example:\n  lahja {command}")),
+            "{command}:\n{help}"
+        );
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("LAHJA_CLI_TEST_ENDPOINT") {
+        return endpoint(&spec);
+    }
+    let tests: [(&str, fn()); 5] = [
+        (
+            "list_info_and_events_report_each_field",
+            list_info_and_events_report_each_field,
+        ),
+        ("observing_changes_no_outcome", observing_changes_no_outcome),
+        ("check_reports_each_state", check_reports_each_state),
+        (
+            "clean_removes_only_stale_sockets",
+            clean_removes_only_stale_sockets,
+        ),
+        (
+            "every_command_has_help_with_an_example",
+            every_command_has_help_with_an_example,
+        ),
+    ];
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let mut failed = Vec::new();
+    for (name, test) in tests {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let outcome = std::panic::catch_unwind(test);
+        println!(
+            "test {name} ... {}",
+            if outcome.is_ok() { "ok" } else { "FAILED" }
+        );
+        if outcome.is_err() {
+            failed.push(name);
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("failed: {failed:?}");
+        std::process::exit(101);
+    }
+}
