@@ -73,5 +73,19 @@ fn impls(input: &Input, response: Option<&syn::Type>) -> TokenStream {
         ::lahja::__private::inventory::submit! {
             ::lahja::__private::format_tracer::<#ident>()
         }
+        // How a tool sees a value: `Debug` where the type has it (autoref
+        // specialization picks it, the type being concrete here), else
+        // nothing (the tool shows size and bytes).
+        ::lahja::__private::inventory::submit! {
+            ::lahja::__private::Renderer::new(<#ident as ::lahja::Event>::ID, {
+                fn render(body: &[u8]) -> ::core::option::Option<::std::string::String> {
+                    #[allow(unused_imports)]
+                    use ::lahja::__private::{RenderDebug as _, RenderNothing as _};
+                    let value = ::lahja::__private::decode::<#ident>(body)?;
+                    (&::lahja::__private::Render(&value)).lahja_render()
+                }
+                render
+            })
+        }
     }
 }

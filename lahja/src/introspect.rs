@@ -22,7 +22,10 @@
 //! The counters cost the hot path a table lookup and relaxed atomic adds:
 //! no lock and no allocation.
 
-pub use crate::report::{Introspect, PeerReport, PendingRequest, Report, TypeName, TypeTraffic};
+pub use crate::report::{
+    Direction, FrameKind, Introspect, PeerReport, PendingRequest, Report, Tap, Tapped, TypeName,
+    TypeTraffic,
+};
 pub use crate::transport::Observer;
 
 /// Removes the socket file at `path` if nobody serves it any more (its

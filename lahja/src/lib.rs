@@ -227,8 +227,41 @@ pub use lahja_derive::Event;
 /// What the derive's generated code names. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::registry::{EventInfo, FormatTracer, format_tracer};
+    pub use crate::registry::{EventInfo, FormatTracer, Renderer, format_tracer};
     pub use inventory;
+
+    /// Decodes a body, for a type's renderer.
+    pub fn decode<E: crate::Event>(body: &[u8]) -> Option<E> {
+        crate::codec::decode(body).ok()
+    }
+
+    /// A value to render (see the derive's renderer).
+    #[derive(Debug)]
+    pub struct Render<'a, T>(pub &'a T);
+
+    /// Chosen for a type with `Debug`: `Render<T>` matches before `&Render<T>`.
+    pub trait RenderDebug {
+        /// The `Debug` rendering.
+        fn lahja_render(&self) -> Option<String>;
+    }
+
+    impl<T: std::fmt::Debug> RenderDebug for Render<'_, T> {
+        fn lahja_render(&self) -> Option<String> {
+            Some(format!("{:?}", self.0))
+        }
+    }
+
+    /// Chosen for a type without `Debug`: nothing to show.
+    pub trait RenderNothing {
+        /// `None`.
+        fn lahja_render(&self) -> Option<String>;
+    }
+
+    impl<T> RenderNothing for &Render<'_, T> {
+        fn lahja_render(&self) -> Option<String> {
+            None
+        }
+    }
 
     /// The registry entry of an event.
     pub const fn event_info<E: crate::Event>(rust_type: &'static str) -> EventInfo {

@@ -140,6 +140,40 @@ pub(crate) fn format_of(id: EventId) -> u64 {
     formats().get(&id).copied().unwrap_or(0)
 }
 
+/// How to show a value of one registered type to a person, submitted by
+/// the derive: its `Debug` rendering, or `None` where it has none.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Renderer {
+    id: EventId,
+    render: fn(&[u8]) -> Option<String>,
+}
+
+inventory::collect!(Renderer);
+
+impl Renderer {
+    /// The renderer of the type with this ID.
+    #[doc(hidden)]
+    pub const fn new(id: EventId, render: fn(&[u8]) -> Option<String>) -> Renderer {
+        Renderer { id, render }
+    }
+}
+
+/// A person's view of an encoded body of type `id`: its `Debug` rendering
+/// if this process knows the type and the type implements `Debug`.
+pub(crate) fn render(id: EventId, body: &[u8]) -> Option<String> {
+    static RENDERERS: OnceLock<HashMap<EventId, fn(&[u8]) -> Option<String>>> = OnceLock::new();
+    let renderers = RENDERERS.get_or_init(|| {
+        inventory::iter::<Renderer>
+            .into_iter()
+            .map(|r| (r.id, r.render))
+            .collect()
+    });
+    // A type's own Debug may panic: that is "cannot show", not a crash.
+    let render = renderers.get(&id)?;
+    std::panic::catch_unwind(|| render(body)).ok().flatten()
+}
+
 struct Table {
     by_id: HashMap<EventId, &'static EventInfo>,
     /// The first collision found, names sorted so the message is stable.

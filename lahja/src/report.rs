@@ -59,6 +59,10 @@ pub struct Report {
     pub pending: Vec<PendingRequest>,
     /// Peers it refused, oldest first: (name, reason).
     pub refused: Vec<(String, String)>,
+    /// Observers connected to it now (the one asking included).
+    pub observers: u64,
+    /// Taps open on it now.
+    pub taps: u64,
 }
 
 /// One connected peer, as the reporting endpoint sees it.
@@ -152,4 +156,84 @@ pub struct PendingRequest {
     pub age_ms: u64,
     /// The endpoints that have not answered yet.
     pub targets: Vec<String>,
+}
+
+/// The built-in request for a live copy of what an endpoint sends and
+/// receives: each copy comes back as a [`Tapped`] with this request's ID,
+/// until the observer closes.
+///
+/// ```
+/// use lahja::Event;
+/// assert_eq!(lahja::introspect::Tap::NAME, "lahja.Tap");
+/// ```
+#[derive(Event, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[event(name = "lahja.Tap")]
+#[request(response = Tapped)]
+pub struct Tap {
+    /// The event IDs to copy; empty: every type.
+    pub types: Vec<u64>,
+}
+
+/// Which way a tapped frame went, seen from the tapped endpoint.
+///
+/// ```
+/// assert_ne!(lahja::introspect::Direction::Sent, lahja::introspect::Direction::Received);
+/// ```
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// It sent the frame to `targets`.
+    #[default]
+    Sent,
+    /// It received the frame from `origin`.
+    Received,
+}
+
+/// What a tapped frame was.
+///
+/// ```
+/// let kind = lahja::introspect::FrameKind::Response;
+/// assert_eq!(format!("{kind:?}"), "Response");
+/// ```
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A broadcast event.
+    #[default]
+    Event,
+    /// A request (its `request_id` pairs it with its response).
+    Request,
+    /// A response to the request with the same `request_id`.
+    Response,
+}
+
+/// One copy of a frame a tapped endpoint sent or received.
+///
+/// ```
+/// let copy = lahja::introspect::Tapped::default();
+/// assert_eq!(copy.lost, 0);
+/// ```
+#[derive(Event, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[event(name = "lahja.Tapped")]
+pub struct Tapped {
+    /// When the endpoint sent or received it, in microseconds since the
+    /// Unix epoch.
+    pub time_unix_us: u64,
+    /// Which way it went.
+    pub direction: Direction,
+    /// Event, request or response.
+    pub kind: FrameKind,
+    /// Its type.
+    pub event: TypeName,
+    /// For requests and responses, the request ID that pairs them.
+    pub request_id: u64,
+    /// Who sent it.
+    pub origin: String,
+    /// Who it went to.
+    pub targets: Vec<String>,
+    /// Its body size in bytes, as on the wire.
+    pub size: u64,
+    /// Its `Debug` rendering, where the tapped endpoint knows the type and
+    /// the type implements `Debug` (and the body is at most 64 KiB).
+    pub value: Option<String>,
+    /// Copies this tap lost so far because the observer read too slowly.
+    pub lost: u64,
 }

@@ -215,6 +215,9 @@ impl Core {
         }
         self.with_frame(kind, E::ID, request_id, event, |frame| {
             self.counters.sent(E::ID, frame.len());
+            if self.taps.any() {
+                self.tap_sent(kind, E::ID, request_id, frame, &route.remote);
+            }
             let offered = link::offer_all(frame, &route.remote);
             let unsent = (!offered.full.is_empty()).then(|| Unsent {
                 frame: frame.to_vec(),
@@ -306,6 +309,15 @@ impl Core {
         };
         let offer = |frame: &[u8]| {
             self.counters.sent(E::ID, frame.len());
+            if self.taps.any() {
+                self.tap_sent(
+                    Kind::Response,
+                    E::ID,
+                    request.0,
+                    frame,
+                    std::slice::from_ref(link),
+                );
+            }
             match link.offer(frame) {
                 Ok(()) => Ok(None),
                 Err(TryPushError::Full) => Ok(Some((link.clone(), frame.to_vec()))),

@@ -24,6 +24,9 @@ impl Core {
         link.traffic.inbound(frame.body.len());
         if matches!(frame.kind, Kind::Event | Kind::Request | Kind::Response) {
             self.counters.received(frame.event_id, frame.body.len());
+            if self.taps.any() {
+                self.tap_received(link, &frame);
+            }
         }
         match frame.kind {
             Kind::Event | Kind::Request => {

@@ -24,6 +24,7 @@ mod report;
 mod requests;
 mod router;
 mod subscribers;
+mod taps;
 mod waits;
 
 use std::collections::BTreeSet;
@@ -37,6 +38,7 @@ pub(crate) use lifecycle::{Service, Stopping};
 pub(crate) use peers::{Greeting, PeerInfo};
 pub(crate) use requests::Ticket;
 pub(crate) use subscribers::{Delivery, Offer, Sink, SinkGuard, SinkKind, WaitForRoom};
+pub(crate) use taps::{Copied, TapHandle};
 pub(crate) use waits::Condition;
 
 use crate::wire::Limits;
@@ -87,6 +89,8 @@ pub(crate) struct Core {
     started: std::time::SystemTime,
     /// Observers being served (see `transport::observer`).
     pub(crate) observers: std::sync::atomic::AtomicUsize,
+    /// Copies of traffic for observers (see [`taps`]).
+    taps: taps::Taps,
     connections_changed: watch::Sender<()>,
     subscriptions_changed: watch::Sender<()>,
 }
@@ -116,6 +120,7 @@ impl Core {
             counters: counters::Counters::new(),
             started: std::time::SystemTime::now(),
             observers: std::sync::atomic::AtomicUsize::new(0),
+            taps: taps::Taps::default(),
             connections_changed: watch::Sender::new(()),
             subscriptions_changed: watch::Sender::new(()),
         })

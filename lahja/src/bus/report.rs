@@ -95,6 +95,8 @@ impl Core {
                 })
                 .collect(),
             refused: self.refused(),
+            observers: self.observers.load(std::sync::atomic::Ordering::Relaxed) as u64,
+            taps: self.taps.open() as u64,
         }
     }
 }

@@ -16,8 +16,8 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::handshake::{check_folder, check_server, read_first};
-use crate::bus::Core;
-use crate::report::{Introspect, Report};
+use crate::bus::{Copied, Core, TapHandle};
+use crate::report::{Introspect, Report, Tap, Tapped, TypeName};
 use crate::wire::{self, FrameBuffer, Kind, Limits, Reject};
 use crate::{EndpointOptions, Error, Event, Result};
 
@@ -33,7 +33,6 @@ pub(super) async fn serve(
     mut write: OwnedWriteHalf,
     mut frames: FrameBuffer,
 ) {
-    let patience = core.options.handshake_timeout;
     if core.observers.fetch_add(1, Ordering::AcqRel) >= MAX_OBSERVERS {
         core.observers.fetch_sub(1, Ordering::AcqRel);
         let reason = format!("already serving {MAX_OBSERVERS} observers");
@@ -41,57 +40,118 @@ pub(super) async fn serve(
         return;
     }
     tracing::debug!(endpoint = %core.name, %tool, "an observer connected");
-    let mut out = Vec::new();
-    let served = async {
-        wire::append_hello(&mut out, &core.hello(), core.limits()).map_err(|e| e.to_string())?;
-        loop {
-            if !out.is_empty() {
-                tokio::time::timeout(patience, write.write_all(&out))
-                    .await
-                    .map_err(|_| "it did not read an answer in time".to_owned())?
-                    .map_err(|e| e.to_string())?;
-                out.clear();
-            }
-            let (id, request) = match frames.next_frame() {
-                Ok(Some(frame))
-                    if frame.kind == Kind::Request && frame.event_id == Introspect::ID =>
-                {
-                    let body = wire::body(&frame, core.options.max_frame_bytes)
-                        .map_err(|v| v.to_string())?;
-                    let question: Introspect =
-                        crate::codec::decode(&body).map_err(|e| e.to_string())?;
-                    (frame.request_id, question)
-                }
-                Ok(Some(frame)) => {
-                    return Err(format!(
-                        "an observer may only ask Introspect, not send {:?}",
-                        frame.kind
-                    ));
-                }
-                Ok(None) => match frames.fill(&mut read).await {
-                    Ok(0) => return Ok(()),
-                    Ok(_) => continue,
-                    Err(error) => return Err(error.to_string()),
-                },
-                Err(violation) => return Err(violation.to_string()),
-            };
-            let Introspect {} = request;
-            let report = core.report();
-            wire::append_encoded(
-                &mut out,
-                Kind::Response,
-                Report::ID,
-                id,
-                core.limits(),
-                &report,
-            )
-            .map_err(|e| e.to_string())?;
-        }
-    };
-    if let Err(reason) = served.await {
+    let served = answer(&core, &mut read, &mut write, &mut frames).await;
+    if let Err(reason) = served {
         tracing::debug!(endpoint = %core.name, %tool, %reason, "closing an observer");
     }
     core.observers.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Answers an observer's questions and streams its tap, one frame at a
+/// time so that nothing it asks can make us buffer more than one answer.
+async fn answer(
+    core: &Arc<Core>,
+    read: &mut OwnedReadHalf,
+    write: &mut OwnedWriteHalf,
+    frames: &mut FrameBuffer,
+) -> std::result::Result<(), String> {
+    let patience = core.options.handshake_timeout;
+    let mut out = Vec::new();
+    wire::append_hello(&mut out, &core.hello(), core.limits()).map_err(|e| e.to_string())?;
+    // The open tap and the request ID its copies answer.
+    let mut tap: Option<(u64, TapHandle)> = None;
+    loop {
+        if !out.is_empty() {
+            tokio::time::timeout(patience, write.write_all(&out))
+                .await
+                .map_err(|_| "it did not read an answer in time".to_owned())?
+                .map_err(|e| e.to_string())?;
+            out.clear();
+        }
+        if let Some(frame) = frames.next_frame().map_err(|v| v.to_string())? {
+            if frame.kind != Kind::Request {
+                return Err(format!(
+                    "an observer may only ask, not send {:?}",
+                    frame.kind
+                ));
+            }
+            let body =
+                wire::body(&frame, core.options.max_frame_bytes).map_err(|v| v.to_string())?;
+            let limits = core.limits();
+            if frame.event_id == Introspect::ID {
+                let Introspect {} = crate::codec::decode(&body).map_err(|e| e.to_string())?;
+                wire::append_encoded(
+                    &mut out,
+                    Kind::Response,
+                    Report::ID,
+                    frame.request_id,
+                    limits,
+                    &core.report(),
+                )
+                .map_err(|e| e.to_string())?;
+            } else if frame.event_id == Tap::ID {
+                let Tap { types } = crate::codec::decode(&body).map_err(|e| e.to_string())?;
+                tap = Some((frame.request_id, core.open_tap(types)));
+            } else {
+                return Err(format!(
+                    "an observer asked {}",
+                    crate::registry::describe(frame.event_id)
+                ));
+            }
+            continue;
+        }
+        tokio::select! {
+            filled = frames.fill(read) => match filled {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(error) => return Err(error.to_string()),
+            },
+            Some((id, copied, lost)) = next_copy(&mut tap) => {
+                let tapped = tapped(copied, lost, core.options.max_frame_bytes);
+                wire::append_encoded(&mut out, Kind::Response, Tapped::ID, id, core.limits(), &tapped)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+}
+
+/// The next copy of the open tap (never, without one).
+async fn next_copy(tap: &mut Option<(u64, TapHandle)>) -> Option<(u64, Copied, u64)> {
+    match tap {
+        Some((id, handle)) => {
+            let copied = handle.copies.recv().await?;
+            Some((*id, copied, handle.lost.load(Ordering::Relaxed)))
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// A copy as the observer sees it, its value rendered here (off the hot
+/// path) by the type's `Debug`, where this process knows the type.
+fn tapped(copied: Copied, lost: u64, max_frame: usize) -> Tapped {
+    let value = copied.body.and_then(|(flags, body)| {
+        let frame = wire::Frame {
+            kind: Kind::Event,
+            flags,
+            event_id: copied.event,
+            request_id: 0,
+            body: &body,
+        };
+        let body = wire::body(&frame, max_frame).ok()?;
+        crate::registry::render(copied.event, &body)
+    });
+    Tapped {
+        time_unix_us: copied.time_unix_us,
+        direction: copied.direction,
+        kind: copied.kind,
+        event: TypeName::of(copied.event),
+        request_id: copied.request_id,
+        origin: copied.origin.to_string(),
+        targets: copied.targets.iter().map(|t| t.to_string()).collect(),
+        size: copied.size as u64,
+        value,
+        lost,
+    }
 }
 
 /// A connection that looks at one endpoint without being its peer.
@@ -119,6 +179,8 @@ pub struct Observer {
     limits: Limits,
     timeout: Duration,
     next_request: u64,
+    /// The request ID of the open tap.
+    tap_id: Option<u64>,
 }
 
 impl std::fmt::Debug for Observer {
@@ -193,6 +255,7 @@ impl Observer {
             limits,
             timeout,
             next_request: 1,
+            tap_id: None,
         })
     }
 
@@ -202,52 +265,91 @@ impl Observer {
     }
 
     /// Asks the endpoint for a [`Report`] of itself.
+    ///
+    /// Only before [`tap`](Self::tap): once tapping, the connection
+    /// carries copies.
     pub async fn report(&mut self) -> Result<Report> {
-        let id = self.next_request;
+        let id = self.ask(Introspect::ID, &Introspect {}).await?;
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.answer::<Report>(id)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(self.failed("no report within the timeout".into())),
+        }
+    }
+
+    /// Starts copying what the endpoint sends and receives of `types`
+    /// (empty: every type) to this observer; read them with
+    /// [`next_tapped`](Self::next_tapped).
+    ///
+    /// The endpoint never waits for a tap: copies an observer does not
+    /// read in time are lost, and [`Tapped::lost`] counts them.
+    pub async fn tap(&mut self, types: &[crate::EventId]) -> Result<()> {
+        let types = types.iter().map(|id| id.as_u64()).collect();
+        self.tap_id = Some(self.ask(Tap::ID, &Tap { types }).await?);
+        Ok(())
+    }
+
+    /// The next copy from the tap, waiting as long as it takes.
+    pub async fn next_tapped(&mut self) -> Result<Tapped> {
+        match self.tap_id {
+            Some(id) => self.answer::<Tapped>(id).await,
+            None => Err(self.failed("not tapping: call tap() first".into())),
+        }
+    }
+
+    fn failed(&self, reason: String) -> Error {
+        Error::ConnectionAttemptRejected {
+            endpoint: self.path.display().to_string(),
+            reason,
+        }
+    }
+
+    /// Sends one question; its request ID.
+    async fn ask<T: Event>(&mut self, id: crate::EventId, question: &T) -> Result<u64> {
+        let request = self.next_request;
         self.next_request += 1;
-        let mut question = Vec::new();
+        let mut frame = Vec::new();
         wire::append_encoded(
-            &mut question,
+            &mut frame,
             Kind::Request,
-            Introspect::ID,
             id,
+            request,
             self.limits,
-            &Introspect {},
+            question,
         )?;
-        let endpoint = self.path.display().to_string();
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.write.write_all(&frame)).await {
+            Ok(Ok(())) => Ok(request),
+            Ok(Err(error)) => Err(self.failed(error.to_string())),
+            Err(_) => Err(self.failed("the endpoint does not read".into())),
+        }
+    }
+
+    /// The next answer, which must answer `request` with a `T`.
+    async fn answer<T: Event>(&mut self, request: u64) -> Result<T> {
+        let limits = self.limits;
+        let (frames, read) = (&mut self.frames, &mut self.read);
         let answer = async {
-            self.write
-                .write_all(&question)
-                .await
-                .map_err(|e| e.to_string())?;
             loop {
-                match self.frames.next_frame() {
-                    Ok(Some(frame)) if frame.kind == Kind::Response && frame.request_id == id => {
-                        if frame.event_id != Report::ID {
-                            return Err(format!(
-                                "answered with {}",
-                                crate::registry::describe(frame.event_id)
-                            ));
-                        }
-                        let body =
-                            wire::body(&frame, self.limits.max_frame).map_err(|v| v.to_string())?;
-                        return crate::codec::decode::<Report>(&body).map_err(|e| e.to_string());
+                if let Some(frame) = frames.next_frame().map_err(|v| v.to_string())? {
+                    if frame.kind != Kind::Response || frame.request_id != request {
+                        return Err(format!("unexpected {:?} frame", frame.kind));
                     }
-                    Ok(Some(frame)) => return Err(format!("unexpected {:?} frame", frame.kind)),
-                    Ok(None) => {}
-                    Err(violation) => return Err(violation.to_string()),
+                    if frame.event_id != T::ID {
+                        let got = crate::registry::describe(frame.event_id);
+                        return Err(format!("answered with {got}, not {}", T::NAME));
+                    }
+                    let body = wire::body(&frame, limits.max_frame).map_err(|v| v.to_string())?;
+                    return crate::codec::decode::<T>(&body).map_err(|e| e.to_string());
                 }
-                match self.frames.fill(&mut self.read).await {
-                    Ok(0) => return Err("the endpoint closed the connection".into()),
+                match frames.fill(read).await {
+                    Ok(0) => return Err("the endpoint closed the connection".to_owned()),
                     Ok(_) => {}
                     Err(error) => return Err(error.to_string()),
                 }
             }
         };
-        tokio::time::timeout(self.timeout, answer)
-            .await
-            .map_err(|_| "no report within the timeout".to_owned())
-            .and_then(|r| r)
-            .map_err(|reason| Error::ConnectionAttemptRejected { endpoint, reason })
+        let answer = answer.await;
+        answer.map_err(|reason| self.failed(reason))
     }
 }

@@ -8,10 +8,9 @@ mod frame;
 mod hello;
 pub(crate) mod scratch;
 
-#[cfg(feature = "zenoh")]
-pub(crate) use frame::LEN_BYTES;
 pub(crate) use frame::{
     Frame, FrameBuffer, Kind, Limits, Violation, append_encoded, append_frame, body,
 };
+pub(crate) use frame::{HEADER_BYTES, LEN_BYTES};
 pub(crate) use hello::{Hello, Reject, append_hello, parse_hello};
 pub(crate) use hello::{append_observe, parse_observe};
