@@ -18,7 +18,7 @@ pub(crate) struct Output {
 }
 
 /// `lahja: ...` on stderr, exit status 1.
-fn fail(message: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("lahja: {message}");
     ExitCode::from(1)
 }
@@ -49,7 +49,7 @@ fn duration(seconds: u64) -> String {
     }
 }
 
-fn hex(id: u64) -> String {
+pub(crate) fn hex(id: u64) -> String {
     format!("{id:#018x}")
 }
 
@@ -172,13 +172,15 @@ fn info_json(r: &Report, path: &Path) -> Value {
             "age_ms": p.age_ms,
             "targets": p.targets,
         })).collect::<Vec<_>>(),
+        "observers": r.observers,
+        "taps": r.taps,
         "refused": r.refused.iter().map(|(name, reason)| json!({"name": name, "reason": reason})).collect::<Vec<_>>(),
     })
 }
 
 fn info_text(r: &Report, path: &Path) -> String {
     let mut text = format!(
-        "{} (pid {}, up {}, lahja {})\n  executable  {}\n  transports  {}\n  groups      {}\n  socket      {}\n",
+        "{} (pid {}, up {}, lahja {})\n  executable  {}\n  transports  {}\n  groups      {}\n  socket      {}\n  observers   {} ({} tapping)\n",
         r.name,
         r.pid,
         duration(uptime_s(r)),
@@ -191,6 +193,8 @@ fn info_text(r: &Report, path: &Path) -> String {
             r.groups.join(", ")
         },
         path.display(),
+        r.observers,
+        r.taps,
     );
     let mut peers = Table::new(&[
         "PEER",

@@ -5,6 +5,7 @@
 //! observer, which is never a peer: observing changes nothing on the bus.
 
 mod commands;
+mod live;
 mod probe;
 mod table;
 
@@ -53,6 +54,44 @@ enum Command {
         #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
         window: f64,
     },
+    /// Live copies of what endpoints send and receive: time, origin,
+    /// targets, type, size and value; requests paired with responses.
+    #[command(
+        after_help = "Example:\n  lahja tap my_app.Ping my_app.Pong --endpoint server --count 10"
+    )]
+    Tap {
+        /// Wire names of the types to show (default: every type).
+        types: Vec<String>,
+        /// Tap only this endpoint (default: every endpoint; a frame
+        /// between two of them shows once).
+        #[arg(long, value_name = "NAME")]
+        endpoint: Option<String>,
+        /// Stop after this many frames.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// The rate of one event type on the bus, per sender.
+    #[command(after_help = "Example:\n  lahja hz my_app.BlockImported --once")]
+    Hz {
+        /// The type's wire name.
+        r#type: String,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        window: f64,
+        /// Print one measurement and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Rates, queues and pending requests per endpoint, refreshing in place.
+    #[command(after_help = "Example:\n  lahja top --once")]
+    Top {
+        /// Seconds per refresh.
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        window: f64,
+        /// Print one snapshot and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Exit 0 if healthy, 1 if degraded (stale sockets, unreachable
     /// endpoints, queues at 90% of their bound), 2 if down (no endpoint, or a named one is
     /// not alive); prints a one-line reason.
@@ -94,6 +133,17 @@ fn main() -> ExitCode {
             Command::List => commands::list(&dir, out).await,
             Command::Info { name } => commands::info(&dir, &name, out).await,
             Command::Events { window } => commands::events(&dir, window, out).await,
+            Command::Tap {
+                types,
+                endpoint,
+                count,
+            } => live::tap(&dir, &types, endpoint.as_deref(), count, out).await,
+            Command::Hz {
+                r#type,
+                window,
+                once,
+            } => live::hz(&dir, &r#type, window, once, out).await,
+            Command::Top { window, once } => live::top(&dir, window, once, out).await,
             Command::Check { names } => commands::check(&dir, &names, out).await,
             Command::Clean => commands::clean(&dir, out),
         }

@@ -25,6 +25,20 @@ struct Lonely;
 #[event(name = "cli.Big")]
 struct Big(Vec<u8>);
 
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+#[event(name = "cli.Ping")]
+#[request(response = Pong)]
+struct Ping(u32);
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+#[event(name = "cli.Pong")]
+struct Pong(u32);
+
+/// No `Debug`: a tap shows its size, and no value.
+#[derive(Event, Serialize, Deserialize, Clone)]
+#[event(name = "cli.Opaque")]
+struct Opaque([u8; 3]);
+
 const PATIENCE: Duration = Duration::from_secs(30);
 
 // ---- the endpoint side ----------------------------------------------------
@@ -49,6 +63,8 @@ fn endpoint(spec: &str) {
                 .map(String::from)
                 .collect(),
             queue_bytes: 256 << 10,
+            // A stalled tap is closed after this: longer than any test.
+            handshake_timeout: Duration::from_secs(120),
             ..EndpointOptions::default()
         };
         let config = ConnectionConfig {
@@ -60,8 +76,12 @@ fn endpoint(spec: &str) {
             (
                 endpoint.subscribe(|_: Tick| {}),
                 endpoint.subscribe(|_: Big| {}),
+                endpoint.subscribe(|_: Opaque| {}),
+                endpoint.handle_requests(|Ping(n): Ping| async move { Pong(n + 1) }),
             )
         });
+        // The background producer of `stream`, kept until exit.
+        let mut _streaming = None;
         println!("ready");
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin());
         let mut line = String::new();
@@ -93,6 +113,29 @@ fn endpoint(spec: &str) {
                         endpoint.broadcast(Tick(i)).await.unwrap();
                     }
                     "sent".to_owned()
+                }
+                ["ping", peer] => {
+                    let config = BroadcastConfig {
+                        filter_endpoint: Some(peer.into()),
+                        ..BroadcastConfig::default()
+                    };
+                    let Pong(n) = endpoint.request_with(Ping(41), config).await.unwrap();
+                    format!("pong {n}")
+                }
+                ["opaque"] => {
+                    endpoint.broadcast(Opaque([1, 2, 3])).await.unwrap();
+                    "sent".to_owned()
+                }
+                ["stream"] => {
+                    let endpoint = endpoint.clone();
+                    _streaming = Some(tokio::spawn(async move {
+                        let mut every = tokio::time::interval(Duration::from_millis(2));
+                        for i in 0.. {
+                            every.tick().await;
+                            endpoint.broadcast(Tick(i)).await.unwrap();
+                        }
+                    }));
+                    "streaming".to_owned()
                 }
                 ["lonely"] => {
                     let config = BroadcastConfig {
@@ -280,7 +323,7 @@ fn list_info_and_events_report_each_field() {
         );
     }
     assert_eq!(list[0]["peers"], 1);
-    assert_eq!(list[0]["subscriptions"], 2);
+    assert_eq!(list[0]["subscriptions"], 4);
     assert_eq!(list[1]["subscriptions"], 0);
 
     let info = info_until(&dir, "alpha", |i| {
@@ -291,8 +334,11 @@ fn list_info_and_events_report_each_field() {
     assert_eq!(info["groups"], serde_json::json!(["g1", "g2"]));
     assert_eq!(names(&info["peers"]), ["beta"]);
     let subscriptions = &info["subscriptions"];
-    assert_eq!(names(subscriptions), ["cli.Big", "cli.Tick"]);
-    assert_eq!(subscriptions[1]["id"], hex(Tick::ID));
+    assert_eq!(
+        names(subscriptions),
+        ["cli.Big", "cli.Opaque", "cli.Ping", "cli.Tick"]
+    );
+    assert_eq!(subscriptions[3]["id"], hex(Tick::ID));
     assert_eq!(
         info["transports"][0],
         format!("socket {}", dir.join("alpha.sock").display())
@@ -323,7 +369,7 @@ fn list_info_and_events_report_each_field() {
     );
     assert_eq!(
         names(&info["peers"][0]["subscriptions"]),
-        ["cli.Big", "cli.Tick"]
+        ["cli.Big", "cli.Opaque", "cli.Ping", "cli.Tick"]
     );
 
     let events = json_lines(&dir, &["events", "--window", "0"]);
@@ -356,7 +402,7 @@ fn list_info_and_events_report_each_field() {
     assert_eq!(code, 0);
     for section in [
         "Peers (1)",
-        "Subscriptions (2)",
+        "Subscriptions (4)",
         "Traffic",
         "Pending requests (0)",
         "cli.Tick",
@@ -385,6 +431,7 @@ fn observing_changes_no_outcome() {
                     .await
                     .unwrap();
             assert_eq!(observer.report().await.unwrap().name, name);
+            observer.tap(&[]).await.unwrap();
             held.push(observer);
         }
         held
@@ -397,7 +444,225 @@ fn observing_changes_no_outcome() {
         ["beta"],
         "an observer is not a peer"
     );
+    // Two observers of alpha now: the tapping one and the one asking.
+    assert_eq!(
+        (&list[0]["observers"], &list[0]["taps"]),
+        (&2.into(), &1.into())
+    );
     drop(observers);
+}
+
+/// Starts `lahja ARGS...` with its output piped, for live commands.
+fn lahja_live(dir: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lahja"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `lahja info NAME` shows `taps` open taps.
+fn wait_for_taps(dir: &Path, name: &str, taps: u64) {
+    info_until(dir, name, |i| i["taps"] == taps);
+}
+
+fn tap_shows_events_and_pairs_requests_with_responses() {
+    let dir = folder("tap");
+    let a = Peer::start(&dir, "alpha", "", true);
+    let mut b = Peer::start(&dir, "beta", "", false);
+    assert_eq!(b.ask("connect alpha"), "connected");
+    let tap = lahja_live(&dir, &["tap", "--count", "4", "--json"]);
+    wait_for_taps(&dir, "alpha", 1);
+    wait_for_taps(&dir, "beta", 1);
+    assert_eq!(b.ask("ticks 2"), "sent");
+    assert_eq!(b.ask("ping alpha"), "pong 42");
+    let output = tap.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    // Between two tapped endpoints each frame shows once, as sent.
+    for (line, (kind, name, origin, value)) in lines.iter().zip([
+        ("event", "cli.Tick", "beta", "Tick(0)"),
+        ("event", "cli.Tick", "beta", "Tick(1)"),
+        ("request", "cli.Ping", "beta", "Ping(41)"),
+        ("response", "cli.Pong", "alpha", "Pong(42)"),
+    ]) {
+        assert_eq!(line["kind"], kind, "{line}");
+        assert_eq!(line["type"], name, "{line}");
+        assert_eq!(line["origin"], origin, "{line}");
+        assert_eq!(line["value"], value, "{line}");
+        assert_eq!(line["direction"], "sent", "{line}");
+        assert!(line["size"].as_u64().unwrap() > 0, "{line}");
+    }
+    assert_eq!(lines[0]["targets"], serde_json::json!(["alpha"]));
+    assert_eq!(lines[2]["request_id"], lines[3]["request_id"]);
+    assert!(
+        lines[3]["latency_ms"].as_f64().unwrap() >= 0.0,
+        "paired: {}",
+        lines[3]
+    );
+    assert!(lines[2]["latency_ms"].is_null());
+
+    // One endpoint and one type: a type without Debug has no value.
+    let tap = lahja_live(
+        &dir,
+        &[
+            "tap",
+            "cli.Opaque",
+            "--endpoint",
+            "alpha",
+            "--count",
+            "1",
+            "--json",
+        ],
+    );
+    wait_for_taps(&dir, "alpha", 1);
+    assert_eq!(b.ask("ticks 3"), "sent");
+    assert_eq!(b.ask("opaque"), "sent");
+    let output = tap.wait_with_output().unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    assert_eq!(line["type"], "cli.Opaque");
+    assert_eq!(line["direction"], "received");
+    assert_eq!(line["origin"], "beta");
+    assert_eq!(line["size"], 3);
+    assert!(line["value"].is_null(), "{line}");
+    drop(a);
+}
+
+fn a_stalled_tap_loses_copies_and_never_holds_the_bus() {
+    let dir = folder("stalled");
+    let mut a = Peer::start(&dir, "alpha", "", true);
+    let mut b = Peer::start(&dir, "beta", "", false);
+    assert_eq!(b.ask("connect alpha"), "connected");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut observer = runtime.block_on(async {
+        let mut observer = lahja::introspect::Observer::connect(dir.join("alpha.sock"))
+            .await
+            .unwrap();
+        observer.tap(&[]).await.unwrap();
+        observer
+    });
+    // The tap is not read while 20,000 events go by: far more than its
+    // channel and socket buffer hold.
+    assert_eq!(b.ask("ticks 20000"), "sent");
+    let info = info_until(&dir, "alpha", |i| {
+        i["traffic"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "cli.Tick" && t["received"] == 20000)
+    });
+    assert_eq!(info["taps"], 1, "the stalled tap is still open");
+    assert_eq!(
+        a.ask("state beta"),
+        "any=true all=false connected=2 peer=true"
+    );
+    let lost = runtime.block_on(async {
+        loop {
+            let copy = observer.next_tapped().await.unwrap();
+            if copy.lost > 0 {
+                return copy.lost;
+            }
+        }
+    });
+    assert!(lost > 0);
+}
+
+fn hz_and_top_once_measure_a_running_producer() {
+    let dir = folder("rates");
+    let _a = Peer::start(&dir, "alpha", "", true);
+    let mut b = Peer::start(&dir, "beta", "", false);
+    assert_eq!(b.ask("connect alpha"), "connected");
+    assert_eq!(b.ask("stream"), "streaming");
+    let hz = json_lines(&dir, &["hz", "cli.Tick", "--once", "--window", "0.5"]);
+    assert_eq!(hz.len(), 1);
+    assert_eq!(hz[0]["type"], "cli.Tick");
+    assert!(hz[0]["rate"].as_f64().unwrap() > 0.0, "{}", hz[0]);
+    assert!(
+        hz[0]["senders"]["beta"].as_f64().unwrap() > 0.0,
+        "{}",
+        hz[0]
+    );
+    let top = json_lines(&dir, &["top", "--once", "--window", "0.5"]);
+    assert_eq!(
+        names(&serde_json::Value::Array(top.clone())),
+        ["alpha", "beta"]
+    );
+    assert!(
+        top[0]["received_per_s"].as_f64().unwrap() > 0.0,
+        "{}",
+        top[0]
+    );
+    assert!(top[1]["sent_per_s"].as_f64().unwrap() > 0.0, "{}", top[1]);
+    let (code, text) = lahja(&dir, &["top", "--once", "--window", "0.2"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("ENDPOINT  PID"), "{text}");
+    let (code, out) = lahja(&dir, &["hz", "cli.Tick", "--window", "0"]);
+    assert_eq!(code, 1, "{out}");
+}
+
+/// What a person sees: `lahja top` refreshing in a tmux pane.
+fn top_refreshes_in_a_terminal() {
+    let tmux = |args: &[&str]| Command::new("tmux").args(args).output();
+    if tmux(&["-V"]).is_err() {
+        assert!(
+            std::env::var_os("LAHJA_REQUIRE_TMUX").is_none(),
+            "tmux is required here"
+        );
+        println!("skipping top_refreshes_in_a_terminal: tmux is not installed");
+        return;
+    }
+    let dir = folder("tmux");
+    let _a = Peer::start(&dir, "alpha", "", true);
+    let mut b = Peer::start(&dir, "beta", "", false);
+    assert_eq!(b.ask("connect alpha"), "connected");
+    assert_eq!(b.ask("stream"), "streaming");
+    let server = format!("lahja-cli-test-{}", std::process::id());
+    let command = format!(
+        "{} --dir {} top --window 0.2",
+        env!("CARGO_BIN_EXE_lahja"),
+        dir.display()
+    );
+    let started = tmux(&[
+        "-L",
+        &server,
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "20",
+        &command,
+    ])
+    .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let start = Instant::now();
+    let pane = loop {
+        let pane = tmux(&["-L", &server, "capture-pane", "-p"]).unwrap();
+        let pane = String::from_utf8_lossy(&pane.stdout).into_owned();
+        // A refreshed screen: one header, both rows, beta sending.
+        let beta_sends = pane.lines().any(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells.first() == Some(&"beta") && cells.get(3).is_some_and(|rate| *rate != "0.0")
+        });
+        if pane.matches("ENDPOINT").count() == 1 && pane.contains("alpha") && beta_sends {
+            break pane;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the pane never showed both:\n{pane}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = tmux(&["-L", &server, "kill-server"]);
+    assert!(pane.starts_with("lahja top: 2 endpoints"), "{pane}");
 }
 
 fn check_reports_each_state() {
@@ -468,7 +733,9 @@ fn clean_removes_only_stale_sockets() {
 }
 
 fn every_command_has_help_with_an_example() {
-    for command in ["list", "info", "events", "check", "clean"] {
+    for command in [
+        "list", "info", "events", "tap", "hz", "top", "check", "clean",
+    ] {
         let output = Command::new(env!("CARGO_BIN_EXE_lahja"))
             .args([command, "--help"])
             .output()
@@ -486,7 +753,20 @@ fn main() {
     if let Ok(spec) = std::env::var("LAHJA_CLI_TEST_ENDPOINT") {
         return endpoint(&spec);
     }
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 9] = [
+        (
+            "tap_shows_events_and_pairs_requests_with_responses",
+            tap_shows_events_and_pairs_requests_with_responses,
+        ),
+        (
+            "a_stalled_tap_loses_copies_and_never_holds_the_bus",
+            a_stalled_tap_loses_copies_and_never_holds_the_bus,
+        ),
+        (
+            "hz_and_top_once_measure_a_running_producer",
+            hz_and_top_once_measure_a_running_producer,
+        ),
+        ("top_refreshes_in_a_terminal", top_refreshes_in_a_terminal),
         (
             "list_info_and_events_report_each_field",
             list_info_and_events_report_each_field,
