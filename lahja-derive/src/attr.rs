@@ -70,6 +70,16 @@ fn parse_event(attr: &Attribute, out: &mut Attrs, errors: &mut Vec<syn::Error>) 
                     ));
                 }
             };
+            // The crate being compiled: only lahja itself may use its prefix.
+            let in_lahja =
+                std::env::var("CARGO_PKG_NAME").is_ok_and(|crate_name| crate_name == "lahja");
+            if lit.value().starts_with("lahja.") && !in_lahja {
+                return Err(syn::Error::new_spanned(
+                    &lit,
+                    "names starting with `lahja.` are reserved for lahja's own types: \
+                     pick one of your own, such as `#[event(name = \"my_crate.MyEvent\")]`",
+                ));
+            }
             if out.name.is_some() {
                 return Err(syn::Error::new_spanned(
                     &meta.path,

@@ -46,9 +46,21 @@ fn impls(input: &Input, response: Option<&syn::Type>) -> TokenStream {
 
     // The response type is spanned at the user's tokens, so a response that
     // is not an event is reported there.
+    // lahja's own types are never suggested to a user who forgot a derive.
+    let builtin = input
+        .attrs
+        .name
+        .as_ref()
+        .is_some_and(|name| name.value().starts_with("lahja."))
+        .then(|| quote!(#[diagnostic::do_not_recommend]));
+    let send_json = match response {
+        Some(_) => quote!(::lahja::__private::request_json::<#ident>),
+        None => quote!(::lahja::__private::send_json::<#ident>),
+    };
     let (request_impl, info) = match response {
         Some(response) => (
             quote_spanned! {response.span()=>
+                #builtin
                 impl ::lahja::Request for #ident {
                     type Response = #response;
                 }
@@ -63,6 +75,7 @@ fn impls(input: &Input, response: Option<&syn::Type>) -> TokenStream {
 
     quote! {
         #[doc = #doc_schema]
+        #builtin
         impl ::lahja::Event for #ident {
             const NAME: &'static str = #name;
             const ID: ::lahja::EventId = ::lahja::EventId::of(<Self as ::lahja::Event>::NAME);
@@ -86,6 +99,10 @@ fn impls(input: &Input, response: Option<&syn::Type>) -> TokenStream {
                 }
                 render
             })
+        }
+        // How a tool sends one written as JSON (`lahja send`, `lahja request`).
+        ::lahja::__private::inventory::submit! {
+            ::lahja::__private::JsonSender::new(<#ident as ::lahja::Event>::ID, #send_json)
         }
     }
 }

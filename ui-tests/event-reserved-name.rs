@@ -1,0 +1,8 @@
+use lahja::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+#[event(name = "lahja.Report")]
+struct MyReport;
+
+fn main() {}
