@@ -8,7 +8,8 @@
 //! becoming a peer, so observing changes nothing on the bus.
 //!
 //! ```no_run
-//! # async fn run() -> lahja::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> lahja::Result<()> {
 //! use lahja::ConnectionConfig;
 //! use lahja::introspect::Observer;
 //!
@@ -23,8 +24,8 @@
 //! no lock and no allocation.
 
 pub use crate::report::{
-    Direction, FrameKind, Introspect, PeerReport, PendingRequest, Report, Tap, Tapped, TypeName,
-    TypeTraffic,
+    Direction, FrameKind, Introspect, PeerReport, PendingRequest, Report, SendJson, SentJson, Tap,
+    Tapped, TypeName, TypeTraffic,
 };
 pub use crate::transport::Observer;
 

@@ -227,8 +227,55 @@ pub use lahja_derive::Event;
 /// What the derive's generated code names. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::registry::{EventInfo, FormatTracer, Renderer, format_tracer};
+    pub use crate::registry::{
+        EventInfo, FormatTracer, JsonSend, JsonSender, Renderer, format_tracer,
+    };
     pub use inventory;
+
+    type Answer = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<String, String>> + Send>,
+    >;
+
+    fn core_of(
+        core: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+    ) -> std::result::Result<std::sync::Arc<crate::bus::Core>, String> {
+        core.downcast()
+            .map_err(|_| "not an endpoint's core".to_owned())
+    }
+
+    /// Broadcasts an `E` written as JSON (for `lahja send`).
+    pub fn send_json<E: crate::Event>(
+        core: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+        json: String,
+    ) -> Answer {
+        Box::pin(async move {
+            let core = core_of(core)?;
+            let event: E =
+                serde_json::from_str(&json).map_err(|e| format!("not a `{}`: {e}", E::NAME))?;
+            core.broadcast(event, &crate::BroadcastConfig::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok("null".to_owned())
+        })
+    }
+
+    /// Sends a request `R` written as JSON and answers with its response
+    /// as JSON (for `lahja request`).
+    pub fn request_json<R: crate::Request>(
+        core: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+        json: String,
+    ) -> Answer {
+        Box::pin(async move {
+            let core = core_of(core)?;
+            let request: R =
+                serde_json::from_str(&json).map_err(|e| format!("not a `{}`: {e}", R::NAME))?;
+            let response = core
+                .request(request, &crate::BroadcastConfig::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            serde_json::to_string(&response).map_err(|e| e.to_string())
+        })
+    }
 
     /// Decodes a body, for a type's renderer.
     pub fn decode<E: crate::Event>(body: &[u8]) -> Option<E> {

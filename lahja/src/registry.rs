@@ -174,6 +174,48 @@ pub(crate) fn render(id: EventId, body: &[u8]) -> Option<String> {
     std::panic::catch_unwind(|| render(body)).ok().flatten()
 }
 
+/// What sending a value written as JSON takes: the endpoint's core
+/// (erased: the registry sits below the bus) and the JSON; the answer as
+/// JSON (`null` for a plain event).
+#[doc(hidden)]
+pub type JsonSend = fn(
+    std::sync::Arc<dyn std::any::Any + Send + Sync>,
+    String,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::result::Result<String, String>> + Send>,
+>;
+
+/// How to send one registered type from JSON, submitted by the derive.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct JsonSender {
+    id: EventId,
+    send: JsonSend,
+}
+
+inventory::collect!(JsonSender);
+
+impl JsonSender {
+    /// The sender of the type with this ID.
+    #[doc(hidden)]
+    pub const fn new(id: EventId, send: JsonSend) -> JsonSender {
+        JsonSender { id, send }
+    }
+}
+
+/// How to send a value of type `id` written as JSON, if this process
+/// knows the type.
+pub(crate) fn json_sender(id: EventId) -> Option<JsonSend> {
+    static SENDERS: OnceLock<HashMap<EventId, JsonSend>> = OnceLock::new();
+    let senders = SENDERS.get_or_init(|| {
+        inventory::iter::<JsonSender>
+            .into_iter()
+            .map(|s| (s.id, s.send))
+            .collect()
+    });
+    senders.get(&id).copied()
+}
+
 struct Table {
     by_id: HashMap<EventId, &'static EventInfo>,
     /// The first collision found, names sorted so the message is stable.

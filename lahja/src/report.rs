@@ -237,3 +237,40 @@ pub struct Tapped {
     /// Copies this tap lost so far because the observer read too slowly.
     pub lost: u64,
 }
+
+/// The built-in request to broadcast an event, or send a request, written
+/// as JSON: the endpoint that knows the type decodes it and sends it as
+/// itself, routed as by `broadcast` or `request`.
+///
+/// ```
+/// use lahja::Event;
+/// assert_eq!(lahja::introspect::SendJson::NAME, "lahja.SendJson");
+/// ```
+#[derive(Event, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[event(name = "lahja.SendJson")]
+#[request(response = SentJson)]
+pub struct SendJson {
+    /// The type's wire name.
+    pub event: String,
+    /// The value, as JSON (serde's representation of the type).
+    pub json: String,
+    /// How long to wait for a request's answer, in milliseconds.
+    pub timeout_ms: u64,
+    /// Whether the tool means a request (`lahja request`) or an event
+    /// (`lahja send`); the endpoint refuses the other kind unsent.
+    pub request: bool,
+}
+
+/// The answer to [`SendJson`]: the response as JSON (`null` for an
+/// event), or why nothing was sent or answered.
+///
+/// ```
+/// let sent = lahja::introspect::SentJson { outcome: Ok("null".into()) };
+/// assert!(sent.outcome.is_ok());
+/// ```
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[event(name = "lahja.SentJson")]
+pub struct SentJson {
+    /// The answer as JSON, or the error.
+    pub outcome: Result<String, String>,
+}

@@ -17,7 +17,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::handshake::{check_folder, check_server, read_first};
 use crate::bus::{Copied, Core, TapHandle};
-use crate::report::{Introspect, Report, Tap, Tapped, TypeName};
+use crate::report::{Introspect, Report, SendJson, SentJson, Tap, Tapped, TypeName};
 use crate::wire::{self, FrameBuffer, Kind, Limits, Reject};
 use crate::{EndpointOptions, Error, Event, Result};
 
@@ -89,6 +89,20 @@ async fn answer(
                     &core.report(),
                 )
                 .map_err(|e| e.to_string())?;
+            } else if frame.event_id == SendJson::ID {
+                let question: SendJson = crate::codec::decode(&body).map_err(|e| e.to_string())?;
+                let sent = SentJson {
+                    outcome: send_json(core, question).await,
+                };
+                wire::append_encoded(
+                    &mut out,
+                    Kind::Response,
+                    SentJson::ID,
+                    frame.request_id,
+                    limits,
+                    &sent,
+                )
+                .map_err(|e| e.to_string())?;
             } else if frame.event_id == Tap::ID {
                 let Tap { types } = crate::codec::decode(&body).map_err(|e| e.to_string())?;
                 tap = Some((frame.request_id, core.open_tap(types)));
@@ -112,6 +126,36 @@ async fn answer(
                     .map_err(|e| e.to_string())?;
             }
         }
+    }
+}
+
+/// Sends what a tool wrote as JSON as this endpoint: the answer as JSON.
+async fn send_json(core: &Arc<Core>, question: SendJson) -> std::result::Result<String, String> {
+    let SendJson {
+        event,
+        json,
+        timeout_ms,
+        request,
+    } = question;
+    if event.starts_with("lahja.") {
+        return Err(format!(
+            "`{event}` is one of lahja's own types, not for sending"
+        ));
+    }
+    let is_request =
+        crate::registry::lookup(crate::EventId::of(&event)).is_some_and(|i| i.response.is_some());
+    match (request, is_request) {
+        (false, true) => return Err(format!("`{event}` is a request: send it as one")),
+        (true, false) => return Err(format!("`{event}` is an event, not a request")),
+        _ => {}
+    }
+    let Some(send) = crate::registry::json_sender(crate::EventId::of(&event)) else {
+        return Err(format!("`{}` does not know the type `{event}`", core.name));
+    };
+    let erased: Arc<dyn std::any::Any + Send + Sync> = core.clone();
+    match tokio::time::timeout(Duration::from_millis(timeout_ms.max(1)), send(erased, json)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(format!("no answer within {timeout_ms} ms")),
     }
 }
 
@@ -161,7 +205,8 @@ fn tapped(copied: Copied, lost: u64, max_frame: usize) -> Tapped {
 /// is in no peer list, and receives nothing but answers to its questions.
 ///
 /// ```no_run
-/// # async fn run() -> lahja::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lahja::Result<()> {
 /// use lahja::ConnectionConfig;
 /// use lahja::introspect::Observer;
 ///
@@ -181,6 +226,8 @@ pub struct Observer {
     next_request: u64,
     /// The request ID of the open tap.
     tap_id: Option<u64>,
+    /// The IDs of the types the endpoint knows (from its hello).
+    known: std::collections::HashSet<u64>,
 }
 
 impl std::fmt::Debug for Observer {
@@ -234,8 +281,8 @@ impl Observer {
             .await
             .map_err(|_| rejected("no answer within the timeout".into()))?
             .map_err(rejected)?;
-        let name = match reply {
-            (Kind::Hello, body) => wire::parse_hello(&body).map_err(rejected)?.name,
+        let hello = match reply {
+            (Kind::Hello, body) => wire::parse_hello(&body).map_err(rejected)?,
             (Kind::Reject, body) => {
                 let reason = match crate::codec::decode::<Reject>(&body) {
                     Ok(Reject::Refused { reason }) => reason,
@@ -246,6 +293,8 @@ impl Observer {
             }
             (kind, _) => return Err(rejected(format!("expected a hello, got {kind:?}"))),
         };
+        let known = hello.events.iter().map(|&(id, ..)| id).collect();
+        let name = hello.name;
         Ok(Observer {
             name,
             path,
@@ -256,12 +305,67 @@ impl Observer {
             timeout,
             next_request: 1,
             tap_id: None,
+            known,
         })
     }
 
     /// The observed endpoint's name, from its hello.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the observed endpoint's registry has the type `id` (from
+    /// its hello): only then can it send one written as JSON.
+    pub fn knows(&self, id: crate::EventId) -> bool {
+        self.known.contains(&id.as_u64())
+    }
+
+    /// Has the endpoint broadcast an event written as JSON, as itself
+    /// (routed like `broadcast`).
+    ///
+    /// Fails with [`Error::ConnectionAttemptRejected`] saying why when the
+    /// endpoint does not know the type, the type is a request, or the JSON
+    /// is not one of it.
+    pub async fn send_json(&mut self, event: &str, json: &str) -> Result<()> {
+        self.ask_json(event, json, false, self.timeout)
+            .await
+            .map(drop)
+    }
+
+    /// Has the endpoint send a request written as JSON, as itself (routed
+    /// like `request`); its response as JSON.
+    ///
+    /// Fails like [`send_json`](Self::send_json), and when nobody answers
+    /// within `timeout`.
+    pub async fn request_json(
+        &mut self,
+        request: &str,
+        json: &str,
+        timeout: Duration,
+    ) -> Result<String> {
+        self.ask_json(request, json, true, timeout).await
+    }
+
+    async fn ask_json(
+        &mut self,
+        event: &str,
+        json: &str,
+        request: bool,
+        timeout: Duration,
+    ) -> Result<String> {
+        let question = SendJson {
+            event: event.to_owned(),
+            json: json.to_owned(),
+            timeout_ms: timeout.as_millis() as u64,
+            request,
+        };
+        let id = self.ask(SendJson::ID, &question).await?;
+        let patience = timeout + self.timeout;
+        let answer = match tokio::time::timeout(patience, self.answer::<SentJson>(id)).await {
+            Ok(answer) => answer?,
+            Err(_) => return Err(self.failed("no answer within the timeout".into())),
+        };
+        answer.outcome.map_err(|reason| self.failed(reason))
     }
 
     /// Asks the endpoint for a [`Report`] of itself.
