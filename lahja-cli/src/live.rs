@@ -404,3 +404,66 @@ pub(crate) async fn top(dir: &Path, window: f64, once: bool, out: Output) -> Exi
         before = after;
     }
 }
+
+/// `lahja send` and `lahja request`: an endpoint that knows the type
+/// sends the value as itself.
+pub(crate) async fn send(
+    dir: &Path,
+    name: &str,
+    json: &str,
+    endpoint: Option<&str>,
+    timeout: f64,
+    expect_answer: bool,
+) -> ExitCode {
+    if !(timeout > 0.0) {
+        return fail("--timeout must be more than 0 seconds");
+    }
+    let id = EventId::of(name);
+    let names = match endpoint {
+        Some(endpoint) => vec![endpoint.to_owned()],
+        None => match alive_names(dir).await {
+            Ok(names) => names,
+            Err(error) => return fail(error),
+        },
+    };
+    for candidate in &names {
+        let path = dir.join(format!("{candidate}.sock"));
+        let mut observer = match Observer::connect(&path).await {
+            Ok(observer) => observer,
+            Err(error) => return fail(format!("cannot reach `{candidate}`: {error}")),
+        };
+        if !observer.knows(id) {
+            if endpoint.is_some() {
+                return fail(format!("`{candidate}` does not know the type `{name}`"));
+            }
+            continue;
+        }
+        let sent = match expect_answer {
+            true => {
+                let timeout = Duration::from_secs_f64(timeout);
+                observer.request_json(name, json, timeout).await
+            }
+            false => observer
+                .send_json(name, json)
+                .await
+                .map(|()| "null".to_owned()),
+        };
+        let answer = match sent {
+            Ok(answer) => answer,
+            Err(lahja::Error::ConnectionAttemptRejected { reason, .. }) => {
+                return fail(format!("`{candidate}` did not send it: {reason}"));
+            }
+            Err(error) => return fail(error),
+        };
+        // A response is printed as the JSON it is; an event is confirmed.
+        match expect_answer {
+            true => println!("{answer}"),
+            false => println!("sent {name} from {candidate}"),
+        }
+        return ExitCode::SUCCESS;
+    }
+    fail(format!(
+        "no endpoint in {} knows the type `{name}`: the tool encodes a value only through an endpoint whose program declares the type",
+        dir.display()
+    ))
+}

@@ -665,6 +665,75 @@ fn top_refreshes_in_a_terminal() {
     assert!(pane.starts_with("lahja top: 2 endpoints"), "{pane}");
 }
 
+fn send_and_request_go_through_an_endpoint_that_knows_the_type() {
+    let dir = folder("send");
+    let _a = Peer::start(&dir, "alpha", "", true);
+    let mut b = Peer::start(&dir, "beta", "", false);
+    assert_eq!(b.ask("connect alpha"), "connected");
+    let tap = lahja_live(
+        &dir,
+        &[
+            "tap",
+            "cli.Tick",
+            "--endpoint",
+            "alpha",
+            "--count",
+            "1",
+            "--json",
+        ],
+    );
+    wait_for_taps(&dir, "alpha", 1);
+    let (code, out) = lahja(
+        &dir,
+        &["send", "cli.Tick", "--json", "7", "--endpoint", "beta"],
+    );
+    assert_eq!((code, out.as_str()), (0, "sent cli.Tick from beta\n"));
+    let output = tap.wait_with_output().unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    assert_eq!(
+        (&line["origin"], &line["value"]),
+        (&"beta".into(), &"Tick(7)".into()),
+        "{line}"
+    );
+
+    // Answered where it is asked (alpha handles it), and across processes.
+    assert_eq!(
+        lahja(&dir, &["request", "cli.Ping", "--json", "41"]),
+        (0, "42\n".to_owned())
+    );
+    let asked_by_beta = lahja(
+        &dir,
+        &["request", "cli.Ping", "--json", "1", "--endpoint", "beta"],
+    );
+    assert_eq!(asked_by_beta, (0, "2\n".to_owned()));
+
+    for (args, says) in [
+        (&["send", "cli.Ping", "--json", "1"][..], "is a request"),
+        (
+            &["request", "cli.Tick", "--json", "1"][..],
+            "is an event, not a request",
+        ),
+        (
+            &["send", "cli.Tick", "--json", "\"seven\""][..],
+            "not a `cli.Tick`",
+        ),
+        (&["send", "no.Such", "--json", "1"][..], "no endpoint in"),
+        (
+            &["send", "lahja.Report", "--json", "{}"][..],
+            "one of lahja's own types",
+        ),
+        (
+            &["send", "cli.Tick", "--json", "1", "--endpoint", "gamma"][..],
+            "cannot reach `gamma`",
+        ),
+    ] {
+        let (code, out) = lahja(&dir, args);
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(out.contains(says), "{args:?}: {out}");
+    }
+}
+
 fn check_reports_each_state() {
     let dir = folder("check");
     let (code, out) = lahja(&dir, &["check"]);
@@ -753,7 +822,11 @@ fn main() {
     if let Ok(spec) = std::env::var("LAHJA_CLI_TEST_ENDPOINT") {
         return endpoint(&spec);
     }
-    let tests: [(&str, fn()); 9] = [
+    let tests: [(&str, fn()); 10] = [
+        (
+            "send_and_request_go_through_an_endpoint_that_knows_the_type",
+            send_and_request_go_through_an_endpoint_that_knows_the_type,
+        ),
         (
             "tap_shows_events_and_pairs_requests_with_responses",
             tap_shows_events_and_pairs_requests_with_responses,
