@@ -12,6 +12,7 @@ pub const EVENT: u8 = 4;
 pub const REQUEST: u8 = 5;
 pub const RESPONSE: u8 = 6;
 pub const GROUPS: u8 = 8;
+pub const OBSERVE: u8 = 9;
 
 /// bincode 2 standard unsigned varint.
 pub fn varint(out: &mut Vec<u8>, value: u64) {

@@ -9,6 +9,7 @@
 mod access;
 mod frames;
 mod fuzz;
+mod observers;
 mod resources;
 
 use crate::support;
