@@ -292,9 +292,36 @@ pub mod __private {
         fn lahja_render(&self) -> Option<String>;
     }
 
+    /// A rendering is cut after this many bytes (and ends with `…`).
+    pub const RENDER_MAX: usize = 4096;
+
+    /// A `fmt::Write` that refuses to grow past [`RENDER_MAX`], so that
+    /// formatting a huge value stops early.
+    struct Capped(String);
+
+    impl std::fmt::Write for Capped {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = RENDER_MAX.saturating_sub(self.0.len());
+            if s.len() <= room {
+                self.0.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.0.push_str(&s[..end]);
+            Err(std::fmt::Error)
+        }
+    }
+
     impl<T: std::fmt::Debug> RenderDebug for Render<'_, T> {
         fn lahja_render(&self) -> Option<String> {
-            Some(format!("{:?}", self.0))
+            let mut out = Capped(String::new());
+            if std::fmt::Write::write_fmt(&mut out, format_args!("{:?}", self.0)).is_err() {
+                out.0.push('…');
+            }
+            Some(out.0)
         }
     }
 

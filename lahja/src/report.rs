@@ -232,7 +232,8 @@ pub struct Tapped {
     /// Its body size in bytes, as on the wire.
     pub size: u64,
     /// Its `Debug` rendering, where the tapped endpoint knows the type and
-    /// the type implements `Debug` (and the body is at most 64 KiB).
+    /// the type implements `Debug`, cut after 4 KiB; `None` for a body
+    /// over 64 KiB (compressed or not).
     pub value: Option<String>,
     /// Copies this tap lost so far because the observer read too slowly.
     pub lost: u64,

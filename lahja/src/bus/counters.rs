@@ -4,10 +4,10 @@
 //! relaxed atomic adds: no lock, no allocation. Types the registry does
 //! not know share one slot.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::id_map::IdMap;
 use crate::report::{TypeName, TypeTraffic};
 use crate::{EventId, registry};
 
@@ -28,8 +28,8 @@ pub(crate) struct Counters {
 }
 
 /// Every registered ID with its slot, in registry order; built once.
-fn slots_of() -> &'static (Vec<EventId>, HashMap<EventId, usize>) {
-    static INDEX: OnceLock<(Vec<EventId>, HashMap<EventId, usize>)> = OnceLock::new();
+fn slots_of() -> &'static (Vec<EventId>, IdMap<EventId, usize>) {
+    static INDEX: OnceLock<(Vec<EventId>, IdMap<EventId, usize>)> = OnceLock::new();
     INDEX.get_or_init(|| {
         let ids: Vec<EventId> = registry::all().map(|info| info.id).collect();
         let index = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();

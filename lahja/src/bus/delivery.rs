@@ -214,7 +214,7 @@ impl Core {
             return Ok((None, Vec::new()));
         }
         self.with_frame(kind, E::ID, request_id, event, |frame| {
-            self.counters.sent(E::ID, frame.len());
+            self.counters.sent(E::ID, wire::body_len(frame));
             if self.taps.any() {
                 self.tap_sent(kind, E::ID, request_id, frame, &route.remote);
             }
@@ -266,7 +266,25 @@ impl Core {
     ) -> Result<()> {
         match self.offer_response(to, response, request)? {
             None => Ok(()),
-            Some((link, frame)) => link.send(&frame).await.map_err(|_| disconnected(&link)),
+            Some((link, frame)) => {
+                link.send(&frame).await.map_err(|_| disconnected(&link))?;
+                self.response_sent(E::ID, request, &frame, &link);
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts (and taps) a response queued to `link`.
+    fn response_sent(&self, id: EventId, request: RequestId, frame: &[u8], link: &Arc<Link>) {
+        self.counters.sent(id, wire::body_len(frame));
+        if self.taps.any() {
+            self.tap_sent(
+                Kind::Response,
+                id,
+                request.0,
+                frame,
+                std::slice::from_ref(link),
+            );
         }
     }
 
@@ -307,22 +325,13 @@ impl Core {
             }
             Requester::Peer(link) => link,
         };
-        let offer = |frame: &[u8]| {
-            self.counters.sent(E::ID, frame.len());
-            if self.taps.any() {
-                self.tap_sent(
-                    Kind::Response,
-                    E::ID,
-                    request.0,
-                    frame,
-                    std::slice::from_ref(link),
-                );
+        let offer = |frame: &[u8]| match link.offer(frame) {
+            Ok(()) => {
+                self.response_sent(E::ID, request, frame, link);
+                Ok(None)
             }
-            match link.offer(frame) {
-                Ok(()) => Ok(None),
-                Err(TryPushError::Full) => Ok(Some((link.clone(), frame.to_vec()))),
-                Err(TryPushError::Closed) => Err(disconnected(link)),
-            }
+            Err(TryPushError::Full) => Ok(Some((link.clone(), frame.to_vec()))),
+            Err(TryPushError::Closed) => Err(disconnected(link)),
         };
         self.with_frame(Kind::Response, E::ID, request.0, &response, offer)?
     }

@@ -21,7 +21,8 @@ impl Core {
     ) -> Result<(), Violation> {
         let max = self.options.max_frame_bytes;
         let request = RequestId(frame.request_id);
-        link.traffic.inbound(frame.body.len());
+        link.traffic
+            .inbound(wire::LEN_BYTES + wire::HEADER_BYTES + frame.body.len());
         if matches!(frame.kind, Kind::Event | Kind::Request | Kind::Response) {
             self.counters.received(frame.event_id, frame.body.len());
             if self.taps.any() {

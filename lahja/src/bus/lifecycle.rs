@@ -54,6 +54,16 @@ impl Core {
         while flushes.join_next().await.is_some() {}
     }
 
+    /// Resolves once the endpoint stops (at once if it has).
+    pub(crate) async fn stopped(&self) {
+        let mut changes = self.connections_changed.subscribe();
+        while self.is_running() {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Stops: stops the services (the listener removes its socket file),
     /// closes every connection, ends every stream, fails every pending
     /// request, wakes every wait. Idempotent; synchronous so `Drop` can

@@ -38,7 +38,7 @@ pub(crate) use lifecycle::{Service, Stopping};
 pub(crate) use peers::{Greeting, PeerInfo};
 pub(crate) use requests::Ticket;
 pub(crate) use subscribers::{Delivery, Offer, Sink, SinkGuard, SinkKind, WaitForRoom};
-pub(crate) use taps::{Copied, TapHandle};
+pub(crate) use taps::{Copied, TAP_BODY_MAX, TapHandle};
 pub(crate) use waits::Condition;
 
 use crate::wire::Limits;

@@ -16,13 +16,15 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::handshake::{check_folder, check_server, read_first};
-use crate::bus::{Copied, Core, TapHandle};
+use crate::bus::{Copied, Core, TAP_BODY_MAX, TapHandle};
 use crate::report::{Introspect, Report, SendJson, SentJson, Tap, Tapped, TypeName};
 use crate::wire::{self, FrameBuffer, Kind, Limits, Reject};
 use crate::{EndpointOptions, Error, Event, Result};
 
 /// Observers one endpoint serves at once; more are refused.
 pub(crate) const MAX_OBSERVERS: usize = 16;
+/// The longest an endpoint waits for the answer to a `SendJson` request.
+const MAX_SEND_WAIT_MS: u64 = 60_000;
 
 /// Serves one observer until it closes, breaks the protocol, or does not
 /// take an answer within `handshake_timeout`.
@@ -91,9 +93,11 @@ async fn answer(
                 .map_err(|e| e.to_string())?;
             } else if frame.event_id == SendJson::ID {
                 let question: SendJson = crate::codec::decode(&body).map_err(|e| e.to_string())?;
-                let sent = SentJson {
-                    outcome: send_json(core, question).await,
+                let outcome = tokio::select! {
+                    outcome = send_json(core, question) => outcome,
+                    () = core.stopped() => return Ok(()),
                 };
+                let sent = SentJson { outcome };
                 wire::append_encoded(
                     &mut out,
                     Kind::Response,
@@ -115,13 +119,14 @@ async fn answer(
             continue;
         }
         tokio::select! {
+            () = core.stopped() => return Ok(()),
             filled = frames.fill(read) => match filled {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
                 Err(error) => return Err(error.to_string()),
             },
             Some((id, copied, lost)) = next_copy(&mut tap) => {
-                let tapped = tapped(copied, lost, core.options.max_frame_bytes);
+                let tapped = tapped(copied, lost);
                 wire::append_encoded(&mut out, Kind::Response, Tapped::ID, id, core.limits(), &tapped)
                     .map_err(|e| e.to_string())?;
             }
@@ -153,7 +158,10 @@ async fn send_json(core: &Arc<Core>, question: SendJson) -> std::result::Result<
         return Err(format!("`{}` does not know the type `{event}`", core.name));
     };
     let erased: Arc<dyn std::any::Any + Send + Sync> = core.clone();
-    match tokio::time::timeout(Duration::from_millis(timeout_ms.max(1)), send(erased, json)).await {
+    // The tool picks the wait, up to a bound: a question never holds an
+    // observer's slot for long.
+    let wait = Duration::from_millis(timeout_ms.clamp(1, MAX_SEND_WAIT_MS));
+    match tokio::time::timeout(wait, send(erased, json)).await {
         Ok(answer) => answer,
         Err(_) => Err(format!("no answer within {timeout_ms} ms")),
     }
@@ -172,7 +180,7 @@ async fn next_copy(tap: &mut Option<(u64, TapHandle)>) -> Option<(u64, Copied, u
 
 /// A copy as the observer sees it, its value rendered here (off the hot
 /// path) by the type's `Debug`, where this process knows the type.
-fn tapped(copied: Copied, lost: u64, max_frame: usize) -> Tapped {
+fn tapped(copied: Copied, lost: u64) -> Tapped {
     let value = copied.body.and_then(|(flags, body)| {
         let frame = wire::Frame {
             kind: Kind::Event,
@@ -181,7 +189,9 @@ fn tapped(copied: Copied, lost: u64, max_frame: usize) -> Tapped {
             request_id: 0,
             body: &body,
         };
-        let body = wire::body(&frame, max_frame).ok()?;
+        // Bounded before decompressing: a small compressed body may claim
+        // megabytes.
+        let body = wire::body(&frame, TAP_BODY_MAX).ok()?;
         crate::registry::render(copied.event, &body)
     });
     Tapped {
@@ -203,6 +213,9 @@ fn tapped(copied: Copied, lost: u64, max_frame: usize) -> Tapped {
 /// This is what the `lahja` command-line tool uses. Nothing the endpoint
 /// does changes while it is observed: an observer subscribes to nothing,
 /// is in no peer list, and receives nothing but answers to its questions.
+/// (Only [`send_json`](Self::send_json) and
+/// [`request_json`](Self::request_json) act on the bus, and they do so as
+/// the endpoint itself would.) The connection ends when the endpoint stops.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
@@ -360,7 +373,7 @@ impl Observer {
             request,
         };
         let id = self.ask(SendJson::ID, &question).await?;
-        let patience = timeout + self.timeout;
+        let patience = timeout.saturating_add(self.timeout);
         let answer = match tokio::time::timeout(patience, self.answer::<SentJson>(id)).await {
             Ok(answer) => answer?,
             Err(_) => return Err(self.failed("no answer within the timeout".into())),

@@ -236,6 +236,11 @@ impl FrameBuffer {
     }
 }
 
+/// The length of the body of an encoded frame (as on the wire).
+pub(crate) fn body_len(frame: &[u8]) -> usize {
+    frame.len().saturating_sub(LEN_BYTES + HEADER_BYTES)
+}
+
 /// The body of a frame, decompressed when flagged.
 pub(crate) fn body<'a>(frame: &Frame<'a>, max_frame: usize) -> Result<Cow<'a, [u8]>, Violation> {
     if frame.flags & FLAG_COMPRESSED == 0 {

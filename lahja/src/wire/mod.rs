@@ -9,7 +9,7 @@ mod hello;
 pub(crate) mod scratch;
 
 pub(crate) use frame::{
-    Frame, FrameBuffer, Kind, Limits, Violation, append_encoded, append_frame, body,
+    Frame, FrameBuffer, Kind, Limits, Violation, append_encoded, append_frame, body, body_len,
 };
 pub(crate) use frame::{HEADER_BYTES, LEN_BYTES};
 pub(crate) use hello::{Hello, Reject, append_hello, parse_hello};
