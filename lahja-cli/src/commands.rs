@@ -178,9 +178,9 @@ fn info_json(r: &Report, path: &Path) -> Value {
     })
 }
 
-fn info_text(r: &Report, path: &Path) -> String {
+fn info_text(r: &Report) -> String {
     let mut text = format!(
-        "{} (pid {}, up {}, lahja {})\n  executable  {}\n  transports  {}\n  groups      {}\n  socket      {}\n  observers   {} ({} tapping)\n",
+        "{} (pid {}, up {}, lahja {})\n  executable  {}\n  transports  {}\n  groups      {}\n  observers   {} ({} tapping)\n",
         r.name,
         r.pid,
         duration(uptime_s(r)),
@@ -192,7 +192,6 @@ fn info_text(r: &Report, path: &Path) -> String {
         } else {
             r.groups.join(", ")
         },
-        path.display(),
         r.observers,
         r.taps,
     );
@@ -293,7 +292,7 @@ pub(crate) async fn info(dir: &Path, name: &str, out: Output) -> ExitCode {
     if out.json {
         println!("{}", info_json(&report, &path));
     } else {
-        print!("{}", info_text(&report, &path));
+        print!("{}", info_text(&report));
     }
     ExitCode::SUCCESS
 }
@@ -344,11 +343,19 @@ pub(crate) async fn events(dir: &Path, window: f64, out: Output) -> ExitCode {
             Ok(found) => alive(found),
             Err(error) => return fail(error),
         };
-        let before = sent_by(&first);
+        let before: BTreeMap<String, Report> =
+            first.into_iter().map(|r| (r.name.clone(), r)).collect();
         let mut rates: BTreeMap<u64, f64> = BTreeMap::new();
-        for ((id, endpoint), sent) in sent_by(&second) {
-            let earlier = before.get(&(id, endpoint)).copied().unwrap_or(0);
-            *rates.entry(id).or_default() += sent.saturating_sub(earlier) as f64 / window;
+        for report in &second {
+            // An endpoint new since the first report has no rate yet.
+            let Some(earlier) = crate::live::earlier_life(&before, report) else {
+                continue;
+            };
+            let earlier = sent_by(std::slice::from_ref(earlier));
+            for ((id, endpoint), sent) in sent_by(std::slice::from_ref(report)) {
+                let was = earlier.get(&(id, endpoint)).copied().unwrap_or(0);
+                *rates.entry(id).or_default() += sent.saturating_sub(was) as f64 / window;
+            }
         }
         (second, Some(rates))
     } else {
@@ -430,7 +437,7 @@ pub(crate) async fn events(dir: &Path, window: f64, out: Output) -> ExitCode {
 /// A queue at 90% of its bound: the next large event would not fit, so
 /// its peer is not keeping up.
 fn nearly_full(peer: &PeerReport) -> bool {
-    peer.queued_bytes * 10 >= peer.queue_limit * 9
+    peer.queue_limit > 0 && u128::from(peer.queued_bytes) * 10 >= u128::from(peer.queue_limit) * 9
 }
 
 /// The verdict of `lahja check`.

@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,13 +21,17 @@ fn clock(unix_us: u64) -> String {
     format!("{h:02}:{m:02}:{s:02}.{:06}", unix_us % 1_000_000)
 }
 
-/// The names of the endpoints that answer in `dir`.
-async fn alive_names(dir: &Path) -> Result<Vec<String>, String> {
+/// The endpoints that answer in `dir` (name, socket path), or the one
+/// named `only`.
+async fn endpoints(dir: &Path, only: Option<&str>) -> Result<Vec<(String, PathBuf)>, String> {
+    if let Some(name) = only {
+        return Ok(vec![(name.to_owned(), dir.join(format!("{name}.sock")))]);
+    }
     Ok(probe::all(dir)
         .await?
         .into_iter()
         .filter_map(|f| match f.state {
-            State::Alive(report) => Some(report.name),
+            State::Alive(report) => Some((report.name, f.path)),
             _ => None,
         })
         .collect())
@@ -49,26 +53,32 @@ pub(crate) async fn tap(
     count: Option<u64>,
     out: Output,
 ) -> ExitCode {
-    let names = match endpoint {
-        Some(name) => vec![name.to_owned()],
-        None => match alive_names(dir).await {
-            Ok(names) if !names.is_empty() => names,
-            Ok(_) => return fail(format!("no endpoint answers in {}", dir.display())),
-            Err(error) => return fail(error),
-        },
+    let found = match endpoints(dir, endpoint).await {
+        Ok(found) if !found.is_empty() => found,
+        Ok(_) => return fail(format!("no endpoint answers in {}", dir.display())),
+        Err(error) => return fail(error),
     };
     let ids: Vec<EventId> = types.iter().map(|t| EventId::of(t)).collect();
     let (tx, mut copies) = tokio::sync::mpsc::channel::<(String, lahja::Result<Tapped>)>(1024);
-    for name in &names {
-        let path = dir.join(format!("{name}.sock"));
-        let mut observer = match Observer::connect(&path).await {
-            Ok(observer) => observer,
-            Err(error) => return fail(format!("cannot tap `{name}`: {error}")),
+    let mut names = Vec::new();
+    for (name, path) in found {
+        let tapping = async {
+            let mut observer = Observer::connect(&path).await?;
+            observer.tap(&ids).await.map(|()| observer)
         };
-        if let Err(error) = observer.tap(&ids).await {
-            return fail(format!("cannot tap `{name}`: {error}"));
-        }
-        let (tx, name) = (tx.clone(), name.clone());
+        let mut observer = match tapping.await {
+            Ok(observer) => observer,
+            // One named endpoint is the whole tap; of several, tap the rest.
+            Err(error) if endpoint.is_some() => {
+                return fail(format!("cannot tap `{name}`: {error}"));
+            }
+            Err(error) => {
+                eprintln!("lahja: not tapping `{name}`: {error}");
+                continue;
+            }
+        };
+        names.push(name.clone());
+        let tx = tx.clone();
         tokio::spawn(async move {
             loop {
                 let copy = observer.next_tapped().await;
@@ -80,6 +90,9 @@ pub(crate) async fn tap(
         });
     }
     drop(tx);
+    if names.is_empty() {
+        return fail("no endpoint could be tapped");
+    }
     let tapped: HashSet<&str> = names.iter().map(String::as_str).collect();
     // Copies from several endpoints race each other to us: each is held
     // this long, so that they come out in time order (a response after
@@ -114,7 +127,8 @@ pub(crate) async fn tap(
         tokio::select! {
             got = copies.recv(), if !closed => match got {
                 None => closed = true,
-                Some((endpoint, Err(error))) => return fail(format!("`{endpoint}` stopped: {error}")),
+                // The others go on; the tap ends when every one has stopped.
+                Some((endpoint, Err(error))) => eprintln!("lahja: `{endpoint}` stopped: {error}"),
                 Some((endpoint, Ok(copy))) => {
                     lost.insert(endpoint.clone(), copy.lost);
                     // A frame between two tapped endpoints shows once, as sent.
@@ -174,6 +188,9 @@ impl Ord for Held {
     }
 }
 
+/// Requests remembered for pairing with their responses.
+const MAX_ASKED: usize = 10_000;
+
 /// Prints copies, pairing each response with its request.
 struct Shown {
     out: Output,
@@ -188,6 +205,11 @@ impl Shown {
         let key = (requester(&copy).to_owned(), copy.request_id);
         let latency_ms = match copy.kind {
             FrameKind::Request => {
+                // Requests whose responses never show (lost copies, a tap
+                // on requests only) must not pile up.
+                if self.asked.len() >= MAX_ASKED {
+                    self.asked.clear();
+                }
                 self.asked.insert(key, copy.time_unix_us);
                 None
             }
@@ -268,6 +290,17 @@ fn received(report: &Report) -> u64 {
     report.traffic.iter().map(|t| t.received).sum()
 }
 
+/// The earlier report of the same process as `report`: none if the
+/// endpoint is new since, or restarted (its counters began again).
+pub(crate) fn earlier_life<'a>(
+    before: &'a BTreeMap<String, Report>,
+    report: &Report,
+) -> Option<&'a Report> {
+    before
+        .get(&report.name)
+        .filter(|r| r.pid == report.pid && r.started_unix_ms == report.started_unix_ms)
+}
+
 /// Per second, between two counts `window` apart.
 fn rate(before: u64, after: u64, window: f64) -> f64 {
     after.saturating_sub(before) as f64 / window
@@ -292,7 +325,11 @@ pub(crate) async fn hz(dir: &Path, name: &str, window: f64, once: bool, out: Out
         let mut total = 0.0;
         let mut senders = BTreeMap::new();
         for (endpoint, report) in &after {
-            let earlier = before.get(endpoint).map_or(0, |r| sent(r, Some(id)));
+            // An endpoint new since the last snapshot has no rate yet.
+            let Some(earlier) = earlier_life(&before, report) else {
+                continue;
+            };
+            let earlier = sent(earlier, Some(id));
             let r = rate(earlier, sent(report, Some(id)), window);
             if r > 0.0 {
                 senders.insert(endpoint.clone(), r);
@@ -348,13 +385,12 @@ pub(crate) async fn top(dir: &Path, window: f64, once: bool, out: Output) -> Exi
             "PENDING",
         ]);
         for (name, report) in &after {
-            let earlier = before.get(name);
-            let sent_rate = rate(
-                earlier.map_or(0, |r| sent(r, None)),
-                sent(report, None),
-                window,
-            );
-            let received_rate = rate(earlier.map_or(0, received), received(report), window);
+            let earlier = earlier_life(&before, report);
+            // No rate yet for an endpoint new since the last snapshot.
+            let sent_rate =
+                earlier.map_or(0.0, |e| rate(sent(e, None), sent(report, None), window));
+            let received_rate =
+                earlier.map_or(0.0, |e| rate(received(e), received(report), window));
             let queued = report
                 .peers
                 .iter()
@@ -419,18 +455,17 @@ pub(crate) async fn send(
         return fail("--timeout must be more than 0 seconds");
     }
     let id = EventId::of(name);
-    let names = match endpoint {
-        Some(endpoint) => vec![endpoint.to_owned()],
-        None => match alive_names(dir).await {
-            Ok(names) => names,
-            Err(error) => return fail(error),
-        },
+    let found = match endpoints(dir, endpoint).await {
+        Ok(found) => found,
+        Err(error) => return fail(error),
     };
-    for candidate in &names {
-        let path = dir.join(format!("{candidate}.sock"));
-        let mut observer = match Observer::connect(&path).await {
+    for (candidate, path) in &found {
+        let mut observer = match Observer::connect(path).await {
             Ok(observer) => observer,
-            Err(error) => return fail(format!("cannot reach `{candidate}`: {error}")),
+            Err(error) if endpoint.is_some() => {
+                return fail(format!("cannot reach `{candidate}`: {error}"));
+            }
+            Err(_) => continue,
         };
         if !observer.knows(id) {
             if endpoint.is_some() {

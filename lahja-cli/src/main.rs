@@ -64,7 +64,7 @@ enum Command {
         format: Format,
         /// Seconds between the two reports a rate is measured over (0: no
         /// rates).
-        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = seconds)]
         window: f64,
     },
     /// Live copies of what endpoints send and receive: time, origin,
@@ -93,7 +93,7 @@ enum Command {
         /// The type's wire name.
         r#type: String,
         /// Seconds per measurement.
-        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = seconds)]
         window: f64,
         /// Print one measurement and exit.
         #[arg(long)]
@@ -105,7 +105,7 @@ enum Command {
         #[command(flatten)]
         format: Format,
         /// Seconds per refresh.
-        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = seconds)]
         window: f64,
         /// Print one snapshot and exit.
         #[arg(long)]
@@ -138,7 +138,7 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         endpoint: Option<String>,
         /// Seconds to wait for the answer.
-        #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+        #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = seconds)]
         timeout: f64,
     },
     /// Exit 0 if healthy, 1 if degraded (stale sockets, unreachable
@@ -160,7 +160,21 @@ enum Command {
     },
 }
 
+/// Seconds as a duration can hold them (`inf`, `NaN`, negatives refused).
+fn seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    std::time::Duration::try_from_secs_f64(value)
+        .map(|_| value)
+        .map_err(|_| format!("{text} is not a number of seconds"))
+}
+
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output
+    // goes away (`lahja tap | head`), instead of panicking in println!.
+    // SAFETY: setting a signal's disposition to the default at start-up.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let dir = cli
         .dir

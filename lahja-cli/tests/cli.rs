@@ -137,6 +137,14 @@ fn endpoint(spec: &str) {
                     }));
                     "streaming".to_owned()
                 }
+                ["big"] => {
+                    endpoint.broadcast(Big(vec![7; 8 << 10])).await.unwrap();
+                    "sent".to_owned()
+                }
+                ["stop"] => {
+                    endpoint.stop().await;
+                    "stopped".to_owned()
+                }
                 ["lonely"] => {
                     let config = BroadcastConfig {
                         require_subscriber: true,
@@ -533,6 +541,32 @@ fn tap_shows_events_and_pairs_requests_with_responses() {
     assert_eq!(line["origin"], "beta");
     assert_eq!(line["size"], 3);
     assert!(line["value"].is_null(), "{line}");
+
+    // A long rendering is cut at 4 KiB.
+    let tap = lahja_live(
+        &dir,
+        &[
+            "tap",
+            "cli.Big",
+            "--endpoint",
+            "alpha",
+            "--count",
+            "1",
+            "--json",
+        ],
+    );
+    wait_for_taps(&dir, "alpha", 1);
+    assert_eq!(b.ask("big"), "sent");
+    let output = tap.wait_with_output().unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    let value = line["value"].as_str().unwrap();
+    assert!(value.starts_with("Big([7, 7, "), "{value}");
+    assert!(
+        value.ends_with('…') && value.len() <= 4096 + '…'.len_utf8(),
+        "{} bytes",
+        value.len()
+    );
     drop(a);
 }
 
@@ -573,6 +607,30 @@ fn a_stalled_tap_loses_copies_and_never_holds_the_bus() {
         }
     });
     assert!(lost > 0);
+}
+
+fn an_observer_is_closed_when_its_endpoint_stops() {
+    let dir = folder("stops");
+    let mut a = Peer::start(&dir, "alpha", "", true);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut observer = runtime.block_on(async {
+        let mut observer = lahja::introspect::Observer::connect(dir.join("alpha.sock"))
+            .await
+            .unwrap();
+        observer.tap(&[]).await.unwrap();
+        observer
+    });
+    // The process lives on; only its endpoint stops.
+    assert_eq!(a.ask("stop"), "stopped");
+    let ended =
+        runtime.block_on(async { tokio::time::timeout(PATIENCE, observer.next_tapped()).await });
+    let error = ended
+        .expect("the tap ends when the endpoint stops")
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("closed the connection"),
+        "{error}"
+    );
 }
 
 fn hz_and_top_once_measure_a_running_producer() {
@@ -822,7 +880,11 @@ fn main() {
     if let Ok(spec) = std::env::var("LAHJA_CLI_TEST_ENDPOINT") {
         return endpoint(&spec);
     }
-    let tests: [(&str, fn()); 10] = [
+    let tests: [(&str, fn()); 11] = [
+        (
+            "an_observer_is_closed_when_its_endpoint_stops",
+            an_observer_is_closed_when_its_endpoint_stops,
+        ),
         (
             "send_and_request_go_through_an_endpoint_that_knows_the_type",
             send_and_request_go_through_an_endpoint_that_knows_the_type,
