@@ -88,7 +88,7 @@ async fn sync(run_for: Duration) -> Result<(), Box<dyn std::error::Error>> {
         number += 1;
         let hash = (number as u32).wrapping_mul(2_654_435_761).to_le_bytes();
         sync.broadcast(BlockImported { number, hash }).await?;
-        if number % 10 == 0 {
+        if number.is_multiple_of(10) {
             let Height(height) = sync.request(GetHeight).await?;
             println!("demo-sync: imported {number}, the node is at {height}");
         }

@@ -308,7 +308,7 @@ fn rate(before: u64, after: u64, window: f64) -> f64 {
 
 /// `lahja hz TYPE`.
 pub(crate) async fn hz(dir: &Path, name: &str, window: f64, once: bool, out: Output) -> ExitCode {
-    if !(window > 0.0) {
+    if window <= 0.0 {
         return fail("--window must be more than 0 seconds");
     }
     let id = EventId::of(name).as_u64();
@@ -362,7 +362,7 @@ pub(crate) async fn hz(dir: &Path, name: &str, window: f64, once: bool, out: Out
 
 /// `lahja top`.
 pub(crate) async fn top(dir: &Path, window: f64, once: bool, out: Output) -> ExitCode {
-    if !(window > 0.0) {
+    if window <= 0.0 {
         return fail("--window must be more than 0 seconds");
     }
     let mut before = match snapshot(dir).await {
@@ -451,7 +451,7 @@ pub(crate) async fn send(
     timeout: f64,
     expect_answer: bool,
 ) -> ExitCode {
-    if !(timeout > 0.0) {
+    if timeout <= 0.0 {
         return fail("--timeout must be more than 0 seconds");
     }
     let id = EventId::of(name);

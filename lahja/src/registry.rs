@@ -162,7 +162,8 @@ impl Renderer {
 /// A person's view of an encoded body of type `id`: its `Debug` rendering
 /// if this process knows the type and the type implements `Debug`.
 pub(crate) fn render(id: EventId, body: &[u8]) -> Option<String> {
-    static RENDERERS: OnceLock<HashMap<EventId, fn(&[u8]) -> Option<String>>> = OnceLock::new();
+    type Render = fn(&[u8]) -> Option<String>;
+    static RENDERERS: OnceLock<HashMap<EventId, Render>> = OnceLock::new();
     let renderers = RENDERERS.get_or_init(|| {
         inventory::iter::<Renderer>
             .into_iter()

@@ -55,8 +55,8 @@ impl Core {
             let subscriptions: HashSet<EventId> = state.sinks.keys().copied().collect();
             let pending: Vec<_> = state
                 .pending
-                .iter()
-                .map(|(_, p)| (p.since, p.event, p.targets.clone()))
+                .values()
+                .map(|p| (p.since, p.event, p.targets.clone()))
                 .collect();
             (
                 peers,
