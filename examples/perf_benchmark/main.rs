@@ -6,7 +6,7 @@
 //! `CongestionControl::Block` and subscribers, `get` against a queryable.
 //!
 //! ```sh
-//! cargo run --release --example perf_benchmark -- [--mode broadcast|request|roundtrip|local|stalled|all]
+//! cargo run --release --example perf_benchmark -- [--mode broadcast|request|roundtrip|local|stalled|tapped|all]
 //!     [--transport socket|zenoh] [--consumers N] [--events N] [--payload-bytes N] [--json]
 //! ```
 //!
@@ -116,7 +116,7 @@ fn parse_options(args: &[String]) -> Options {
 fn usage(problem: &str) -> ! {
     eprintln!("perf_benchmark: {problem}");
     eprintln!(
-        "usage: perf_benchmark [--mode broadcast|request|roundtrip|local|stalled|all] \
+        "usage: perf_benchmark [--mode broadcast|request|roundtrip|local|stalled|tapped|all] \
          [--transport socket|zenoh] [--consumers N] [--events N] [--payload-bytes N] [--json]"
     );
     std::process::exit(2)
@@ -158,6 +158,7 @@ async fn main() {
         "request" => &["request"],
         "local" => &["local"],
         "stalled" => &["stalled"],
+        "tapped" => &["tapped"],
         other => usage(&format!("unknown mode {other}")),
     };
     for mode in modes {
@@ -173,6 +174,7 @@ async fn main() {
             "request" => bench.request(options.events.unwrap_or(200_000)).await,
             "local" => bench.local(options.events.unwrap_or(1_000_000)).await,
             "stalled" => bench.stalled().await,
+            "tapped" => bench.tapped(options.events.unwrap_or(1_000_000)).await,
             _ => unreachable!(),
         }
     }
@@ -192,7 +194,10 @@ async fn run_role(args: &[String]) {
     let path = PathBuf::from(arg(1));
     let meet = roles::Meet::parse(arg(1));
     match arg(0) {
-        "producer" => roles::producer(&meet, num(2) as usize, num(3), num(4) as usize).await,
+        "producer" => {
+            let tapped = arg(5) == "tapped";
+            roles::producer(&meet, num(2) as usize, num(3), num(4) as usize, tapped).await
+        }
         "consumer" => roles::consumer(&meet, num(2) as usize, num(3)).await,
         "responder" => roles::responder(&meet).await,
         "raw-producer" => raw::producer(&path, num(2) as usize, num(3), num(4) as usize).await,
@@ -316,6 +321,19 @@ impl Bench {
     /// One producer, `consumers` consumers; returns (per-consumer events/s,
     /// total deliveries/s, p50, p99, producer peak RSS, max consumer RSS).
     async fn run_broadcast(&mut self, raw: bool, consumers: usize, events: u64) -> [f64; 6] {
+        self.run_broadcast_tapped(raw, consumers, events, false)
+            .await
+    }
+
+    /// [`run_broadcast`](Self::run_broadcast), the lahja producer tapped by
+    /// an observer that never reads when `tapped`.
+    async fn run_broadcast_tapped(
+        &mut self,
+        raw: bool,
+        consumers: usize,
+        events: u64,
+        tapped: bool,
+    ) -> [f64; 6] {
         let path_arg = self.place(if raw { "raw-broadcast" } else { "broadcast" }, raw);
         let (producer_role, consumer_role) = if raw {
             let (producer, consumer, _) = self.raw_roles();
@@ -329,6 +347,7 @@ impl Bench {
             consumers.to_string(),
             events.to_string(),
             self.payload.to_string(),
+            if tapped { "tapped" } else { "untapped" }.into(),
         ]);
         let mut children: Vec<Child> = (0..consumers)
             .map(|i| {
@@ -368,6 +387,35 @@ impl Bench {
                 .map(|r| field(r, "peak_rss_kib"))
                 .fold(0.0, f64::max),
         ]
+    }
+
+    /// One consumer, with and without a stalled tap on the producer: the
+    /// baseline here is lahja untapped, measured in the same run.
+    async fn tapped(&mut self, events: u64) {
+        let untapped = self.run_broadcast_tapped(false, 1, events, false).await;
+        let tapped = self.run_broadcast_tapped(false, 1, events, true).await;
+        let mode = "broadcast x1, stalled tap";
+        self.row(
+            mode,
+            "events/s per consumer",
+            tapped[0],
+            Some(untapped[0]),
+            "lahja untapped",
+        );
+        self.row(
+            mode,
+            "latency p50 (us)",
+            tapped[2],
+            Some(untapped[2]),
+            "lahja untapped",
+        );
+        self.row(
+            mode,
+            "producer peak RSS (KiB)",
+            tapped[4],
+            Some(untapped[4]),
+            "lahja untapped",
+        );
     }
 
     async fn broadcast(&mut self, consumers: usize, events: u64) {

@@ -103,9 +103,20 @@ pub async fn consume(events: u64, mut next: impl AsyncFnMut() -> Option<BenchEve
 }
 
 /// lahja broadcast producer: serves, waits for `consumers` subscribers,
-/// broadcasts, then stops (which flushes what is queued).
-pub async fn producer(meet: &Meet, consumers: usize, events: u64, payload: usize) {
+/// broadcasts, then stops (which flushes what is queued). With `tapped`,
+/// an observer taps it first and never reads (the `tapped` mode).
+pub async fn producer(meet: &Meet, consumers: usize, events: u64, payload: usize, tapped: bool) {
     let endpoint = meet.serve("producer", EndpointOptions::default()).await;
+    let _stalled_tap = match (tapped, meet) {
+        (true, Meet::Socket(path)) => {
+            let mut observer = lahja::introspect::Observer::connect(path)
+                .await
+                .expect("observer");
+            observer.tap(&[]).await.expect("tap");
+            Some(observer)
+        }
+        _ => None,
+    };
     let names: Vec<String> = (0..consumers).map(|i| format!("consumer-{i}")).collect();
     for name in &names {
         endpoint

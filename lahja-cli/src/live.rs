@@ -239,6 +239,7 @@ impl Shown {
                     "request_id": copy.request_id,
                     "size": copy.size,
                     "value": copy.value,
+                    "hex": copy.hex,
                     "latency_ms": latency_ms,
                     "lost": copy.lost,
                 })
@@ -253,7 +254,12 @@ impl Shown {
             }
             (FrameKind::Response, None) => format!(" response #{}", copy.request_id),
         };
-        let value = copy.value.as_deref().unwrap_or("(no Debug here)");
+        let value = match (&copy.value, &copy.hex) {
+            (Some(value), _) => value.clone(),
+            (None, Some(hex)) if copy.size > 64 => format!("0x{hex}…"),
+            (None, Some(hex)) => format!("0x{hex}"),
+            (None, None) => "(too large to show)".to_owned(),
+        };
         println!(
             "{}  {} -> {}  {name}{kind}  {} B  {value}",
             clock(copy.time_unix_us),

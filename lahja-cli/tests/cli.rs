@@ -540,6 +540,7 @@ fn tap_shows_events_and_pairs_requests_with_responses() {
     assert_eq!(line["origin"], "beta");
     assert_eq!(line["size"], 3);
     assert!(line["value"].is_null(), "{line}");
+    assert_eq!(line["hex"], "010203", "{line}");
 
     // A long rendering is cut at 4 KiB.
     let tap = lahja_live(

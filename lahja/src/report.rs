@@ -235,6 +235,9 @@ pub struct Tapped {
     /// the type implements `Debug`, cut after 4 KiB; `None` for a body
     /// over 64 KiB (compressed or not).
     pub value: Option<String>,
+    /// Where there is no `value`: the first 64 bytes of the body
+    /// (decompressed), in hex.
+    pub hex: Option<String>,
     /// Copies this tap lost so far because the observer read too slowly.
     pub lost: u64,
 }

@@ -181,19 +181,25 @@ async fn next_copy(tap: &mut Option<(u64, TapHandle)>) -> Option<(u64, Copied, u
 /// A copy as the observer sees it, its value rendered here (off the hot
 /// path) by the type's `Debug`, where this process knows the type.
 fn tapped(copied: Copied, lost: u64) -> Tapped {
-    let value = copied.body.and_then(|(flags, body)| {
+    // Bounded before decompressing: a small compressed body may claim
+    // megabytes.
+    let body = copied.body.as_ref().and_then(|(flags, body)| {
         let frame = wire::Frame {
             kind: Kind::Event,
-            flags,
+            flags: *flags,
             event_id: copied.event,
             request_id: 0,
-            body: &body,
+            body,
         };
-        // Bounded before decompressing: a small compressed body may claim
-        // megabytes.
-        let body = wire::body(&frame, TAP_BODY_MAX).ok()?;
-        crate::registry::render(copied.event, &body)
+        wire::body(&frame, TAP_BODY_MAX).ok()
     });
+    let value = body
+        .as_ref()
+        .and_then(|body| crate::registry::render(copied.event, body));
+    let hex = match (&value, &body) {
+        (None, Some(body)) => Some(body.iter().take(64).map(|b| format!("{b:02x}")).collect()),
+        _ => None,
+    };
     Tapped {
         time_unix_us: copied.time_unix_us,
         direction: copied.direction,
@@ -204,6 +210,7 @@ fn tapped(copied: Copied, lost: u64) -> Tapped {
         targets: copied.targets.iter().map(|t| t.to_string()).collect(),
         size: copied.size as u64,
         value,
+        hex,
         lost,
     }
 }
