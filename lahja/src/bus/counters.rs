@@ -11,14 +11,28 @@ use super::id_map::IdMap;
 use crate::report::{TypeName, TypeTraffic};
 use crate::{EventId, registry};
 
-/// The counters of one event type.
+/// The counters of one event type. What senders and what readers write
+/// sit on cache lines of their own: threads that broadcast and threads
+/// that read sockets do not bounce one line between them.
 #[derive(Default)]
 struct Slot {
+    out: Outbound,
+    inbound: Inbound,
+}
+
+#[derive(Default)]
+#[repr(align(64))]
+struct Outbound {
     sent: AtomicU64,
     bytes_sent: AtomicU64,
+    dropped_full: AtomicU64,
+}
+
+#[derive(Default)]
+#[repr(align(64))]
+struct Inbound {
     received: AtomicU64,
     bytes_received: AtomicU64,
-    dropped_full: AtomicU64,
 }
 
 /// One endpoint's counters, one slot per registered type and one for the
@@ -50,22 +64,26 @@ impl Counters {
 
     /// One frame of type `id`, `bytes` long, went out to peers.
     pub(crate) fn sent(&self, id: EventId, bytes: usize) {
-        let slot = self.slot(id);
-        slot.sent.fetch_add(1, Ordering::Relaxed);
-        slot.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        let out = &self.slot(id).out;
+        out.sent.fetch_add(1, Ordering::Relaxed);
+        out.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// One frame of type `id`, `bytes` long, came in from a peer.
     pub(crate) fn received(&self, id: EventId, bytes: usize) {
-        let slot = self.slot(id);
-        slot.received.fetch_add(1, Ordering::Relaxed);
-        slot.bytes_received
+        let inbound = &self.slot(id).inbound;
+        inbound.received.fetch_add(1, Ordering::Relaxed);
+        inbound
+            .bytes_received
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// A `broadcast_nowait` of type `id` was refused: a queue was full.
     pub(crate) fn dropped_full(&self, id: EventId) {
-        self.slot(id).dropped_full.fetch_add(1, Ordering::Relaxed);
+        self.slot(id)
+            .out
+            .dropped_full
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every type with any traffic (unknown types as one entry, ID 0).
@@ -81,11 +99,11 @@ impl Counters {
                 };
                 let traffic = TypeTraffic {
                     event,
-                    sent: slot.sent.load(Ordering::Relaxed),
-                    bytes_sent: slot.bytes_sent.load(Ordering::Relaxed),
-                    received: slot.received.load(Ordering::Relaxed),
-                    bytes_received: slot.bytes_received.load(Ordering::Relaxed),
-                    dropped_full: slot.dropped_full.load(Ordering::Relaxed),
+                    sent: slot.out.sent.load(Ordering::Relaxed),
+                    bytes_sent: slot.out.bytes_sent.load(Ordering::Relaxed),
+                    received: slot.inbound.received.load(Ordering::Relaxed),
+                    bytes_received: slot.inbound.bytes_received.load(Ordering::Relaxed),
+                    dropped_full: slot.out.dropped_full.load(Ordering::Relaxed),
                 };
                 (traffic.sent + traffic.received + traffic.dropped_full > 0).then_some(traffic)
             })

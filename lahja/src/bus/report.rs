@@ -34,6 +34,7 @@ impl Core {
                 .map(|peer| {
                     let link = &peer.link;
                     let traffic = &link.traffic;
+                    let sent = link.queue().sent();
                     let load = |n: &std::sync::atomic::AtomicU64| {
                         n.load(std::sync::atomic::Ordering::Relaxed)
                     };
@@ -44,8 +45,8 @@ impl Core {
                         queue_limit: self.options.queue_bytes as u64,
                         frames_in: load(&traffic.frames_in),
                         bytes_in: load(&traffic.bytes_in),
-                        frames_out: load(&traffic.frames_out),
-                        bytes_out: load(&traffic.bytes_out),
+                        frames_out: sent.0,
+                        bytes_out: sent.1,
                         subscriptions: Vec::new(),
                         groups: peer.groups.iter().cloned().collect(),
                     };

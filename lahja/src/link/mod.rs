@@ -46,27 +46,23 @@ pub(crate) struct Link {
     pub(crate) since: std::time::SystemTime,
 }
 
-/// Frames and bytes through one link; relaxed atomics, read only by
-/// introspection.
+/// Frames and bytes received on one link, for introspection. Only the
+/// link's one reader writes them (a load and a store, no atomic
+/// read-modify-write on the hot path); what is sent is counted by the
+/// queue, under the lock each push takes anyway.
 #[derive(Default)]
 pub(crate) struct Traffic {
     pub(crate) frames_in: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
-    pub(crate) frames_out: AtomicU64,
-    pub(crate) bytes_out: AtomicU64,
 }
 
 impl Traffic {
-    /// A frame of `bytes` came in.
+    /// A frame of `bytes` came in (called by the link's reader only).
     pub(crate) fn inbound(&self, bytes: usize) {
-        self.frames_in.fetch_add(1, Ordering::Relaxed);
-        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    /// A frame of `bytes` was queued out.
-    fn outbound(&self, bytes: usize) {
-        self.frames_out.fetch_add(1, Ordering::Relaxed);
-        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        let add =
+            |n: &AtomicU64, by: u64| n.store(n.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+        add(&self.frames_in, 1);
+        add(&self.bytes_in, bytes as u64);
     }
 }
 
@@ -109,23 +105,17 @@ impl Link {
 
     /// Queues `frame` if there is room.
     pub(crate) fn offer(&self, frame: &[u8]) -> Result<(), TryPushError> {
-        self.queue.try_push(frame)?;
-        self.traffic.outbound(frame.len());
-        Ok(())
+        self.queue.try_push(frame)
     }
 
     /// Queues `frame`, waiting for room.
     pub(crate) async fn send(&self, frame: &[u8]) -> Result<(), Closed> {
-        self.queue.push(frame).await?;
-        self.traffic.outbound(frame.len());
-        Ok(())
+        self.queue.push(frame).await
     }
 
     /// Queues a small control frame past the bound, up to a hard cap.
     pub(crate) fn send_control(&self, frame: &[u8]) -> Result<(), Overflow> {
-        self.queue.push_control(frame)?;
-        self.traffic.outbound(frame.len());
-        Ok(())
+        self.queue.push_control(frame)
     }
 
     /// Sets the first frame of the connection.

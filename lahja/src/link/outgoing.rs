@@ -51,6 +51,10 @@ pub(crate) enum TryPushError {
 }
 
 struct Buffer {
+    /// Frames and bytes queued so far, for introspection (counted here,
+    /// under the lock every push takes anyway).
+    sent_frames: u64,
+    sent_bytes: u64,
     bytes: Vec<u8>,
     /// Frames in `bytes`.
     frames: usize,
@@ -101,6 +105,8 @@ impl Outgoing {
     pub(crate) fn new(limit: usize) -> Self {
         Outgoing {
             buffer: Mutex::new(Buffer {
+                sent_frames: 0,
+                sent_bytes: 0,
                 bytes: Vec::new(),
                 frames: 0,
                 in_flight: 0,
@@ -134,6 +140,8 @@ impl Outgoing {
     }
 
     fn append(&self, mut buffer: std::sync::MutexGuard<'_, Buffer>, frame: &[u8]) {
+        buffer.sent_frames += 1;
+        buffer.sent_bytes += frame.len() as u64;
         let mut rest = frame;
         let idle = buffer.queued() == 0 && buffer.last_write.elapsed() >= BUSY_GAP;
         if let Some(carrier) = buffer.carrier.as_ref().filter(|_| idle) {
@@ -240,6 +248,12 @@ impl Outgoing {
         slot.extend_from_slice(frame);
         drop(buffer);
         self.data.notify_one();
+    }
+
+    /// Frames and bytes queued so far (introspection).
+    pub(crate) fn sent(&self) -> (u64, u64) {
+        let buffer = self.lock();
+        (buffer.sent_frames, buffer.sent_bytes)
     }
 
     /// Bytes queued or being written (tests of the bound, introspection).
