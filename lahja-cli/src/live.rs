@@ -318,21 +318,12 @@ pub(crate) async fn hz(dir: &Path, name: &str, window: f64, once: bool, out: Out
         return fail("--window must be more than 0 seconds");
     }
     let id = EventId::of(name).as_u64();
-    let mut before = match snapshot(dir).await {
-        Ok(reports) => reports,
-        Err(error) => return fail(error),
-    };
-    loop {
-        tokio::time::sleep(Duration::from_secs_f64(window)).await;
-        let after = match snapshot(dir).await {
-            Ok(reports) => reports,
-            Err(error) => return fail(error),
-        };
+    every_window(dir, window, once, |before, after| {
         let mut total = 0.0;
         let mut senders = BTreeMap::new();
-        for (endpoint, report) in &after {
+        for (endpoint, report) in after {
             // An endpoint new since the last snapshot has no rate yet.
-            let Some(earlier) = earlier_life(&before, report) else {
+            let Some(earlier) = earlier_life(before, report) else {
                 continue;
             };
             let earlier = sent(earlier, Some(id));
@@ -359,6 +350,29 @@ pub(crate) async fn hz(dir: &Path, name: &str, window: f64, once: bool, out: Out
             };
             println!("{name}: {total:.1}/s over {window} s ({by})");
         }
+    })
+    .await
+}
+
+/// Runs `show` on each pair of snapshots `window` seconds apart, once
+/// or until interrupted.
+async fn every_window(
+    dir: &Path,
+    window: f64,
+    once: bool,
+    mut show: impl FnMut(&BTreeMap<String, Report>, &BTreeMap<String, Report>),
+) -> ExitCode {
+    let mut before = match snapshot(dir).await {
+        Ok(reports) => reports,
+        Err(error) => return fail(error),
+    };
+    loop {
+        tokio::time::sleep(Duration::from_secs_f64(window)).await;
+        let after = match snapshot(dir).await {
+            Ok(reports) => reports,
+            Err(error) => return fail(error),
+        };
+        show(&before, &after);
         if once {
             return ExitCode::SUCCESS;
         }
@@ -371,16 +385,7 @@ pub(crate) async fn top(dir: &Path, window: f64, once: bool, out: Output) -> Exi
     if window <= 0.0 {
         return fail("--window must be more than 0 seconds");
     }
-    let mut before = match snapshot(dir).await {
-        Ok(reports) => reports,
-        Err(error) => return fail(error),
-    };
-    loop {
-        tokio::time::sleep(Duration::from_secs_f64(window)).await;
-        let after = match snapshot(dir).await {
-            Ok(reports) => reports,
-            Err(error) => return fail(error),
-        };
+    every_window(dir, window, once, |before, after| {
         let mut table = Table::new(&[
             "ENDPOINT",
             "PID",
@@ -390,8 +395,8 @@ pub(crate) async fn top(dir: &Path, window: f64, once: bool, out: Output) -> Exi
             "MAX QUEUED",
             "PENDING",
         ]);
-        for (name, report) in &after {
-            let earlier = earlier_life(&before, report);
+        for (name, report) in after {
+            let earlier = earlier_life(before, report);
             // No rate yet for an endpoint new since the last snapshot.
             let sent_rate =
                 earlier.map_or(0.0, |e| rate(sent(e, None), sent(report, None), window));
@@ -440,11 +445,8 @@ pub(crate) async fn top(dir: &Path, window: f64, once: bool, out: Output) -> Exi
             use std::io::Write;
             let _ = std::io::stdout().flush();
         }
-        if once {
-            return ExitCode::SUCCESS;
-        }
-        before = after;
-    }
+    })
+    .await
 }
 
 /// `lahja send` and `lahja request`: an endpoint that knows the type

@@ -239,6 +239,15 @@ impl Drop for Peer {
     }
 }
 
+/// `alpha` (subscribed to everything, answering `Ping`) and `beta`
+/// (subscribed to nothing), connected.
+fn alpha_and_beta(dir: &Path) -> (Peer, Peer) {
+    let a = Peer::start(dir, "alpha", "", true);
+    let mut b = Peer::start(dir, "beta", "", false);
+    assert_eq!(b.ask("connect alpha"), "connected");
+    (a, b)
+}
+
 /// A fresh private folder for one test.
 fn folder(test: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -421,9 +430,7 @@ fn list_info_and_events_report_each_field() {
 
 fn observing_changes_no_outcome() {
     let dir = folder("unchanged");
-    let mut a = Peer::start(&dir, "alpha", "", true);
-    let mut b = Peer::start(&dir, "beta", "", false);
-    assert_eq!(b.ask("connect alpha"), "connected");
+    let (mut a, mut b) = alpha_and_beta(&dir);
     let before = (b.ask("lonely"), b.ask("state alpha"), a.ask("state beta"));
     assert_eq!(before.0, "no-subscribers");
     assert_eq!(before.1, "any=true all=true connected=2 peer=true");
@@ -477,9 +484,7 @@ fn wait_for_taps(dir: &Path, name: &str, taps: u64) {
 
 fn tap_shows_events_and_pairs_requests_with_responses() {
     let dir = folder("tap");
-    let a = Peer::start(&dir, "alpha", "", true);
-    let mut b = Peer::start(&dir, "beta", "", false);
-    assert_eq!(b.ask("connect alpha"), "connected");
+    let (a, mut b) = alpha_and_beta(&dir);
     let tap = lahja_live(&dir, &["tap", "--count", "4", "--json"]);
     wait_for_taps(&dir, "alpha", 1);
     wait_for_taps(&dir, "beta", 1);
@@ -572,9 +577,7 @@ fn tap_shows_events_and_pairs_requests_with_responses() {
 
 fn a_stalled_tap_loses_copies_and_never_holds_the_bus() {
     let dir = folder("stalled");
-    let mut a = Peer::start(&dir, "alpha", "", true);
-    let mut b = Peer::start(&dir, "beta", "", false);
-    assert_eq!(b.ask("connect alpha"), "connected");
+    let (mut a, mut b) = alpha_and_beta(&dir);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut observer = runtime.block_on(async {
         let mut observer = lahja::introspect::Observer::connect(dir.join("alpha.sock"))
@@ -635,9 +638,7 @@ fn an_observer_is_closed_when_its_endpoint_stops() {
 
 fn hz_and_top_once_measure_a_running_producer() {
     let dir = folder("rates");
-    let _a = Peer::start(&dir, "alpha", "", true);
-    let mut b = Peer::start(&dir, "beta", "", false);
-    assert_eq!(b.ask("connect alpha"), "connected");
+    let (_a, mut b) = alpha_and_beta(&dir);
     assert_eq!(b.ask("stream"), "streaming");
     let hz = json_lines(&dir, &["hz", "cli.Tick", "--once", "--window", "0.5"]);
     assert_eq!(hz.len(), 1);
@@ -678,9 +679,7 @@ fn top_refreshes_in_a_terminal() {
         return;
     }
     let dir = folder("tmux");
-    let _a = Peer::start(&dir, "alpha", "", true);
-    let mut b = Peer::start(&dir, "beta", "", false);
-    assert_eq!(b.ask("connect alpha"), "connected");
+    let (_a, mut b) = alpha_and_beta(&dir);
     assert_eq!(b.ask("stream"), "streaming");
     let server = format!("lahja-cli-test-{}", std::process::id());
     let command = format!(
@@ -725,9 +724,7 @@ fn top_refreshes_in_a_terminal() {
 
 fn send_and_request_go_through_an_endpoint_that_knows_the_type() {
     let dir = folder("send");
-    let _a = Peer::start(&dir, "alpha", "", true);
-    let mut b = Peer::start(&dir, "beta", "", false);
-    assert_eq!(b.ask("connect alpha"), "connected");
+    let (_a, _b) = alpha_and_beta(&dir);
     let tap = lahja_live(
         &dir,
         &[
@@ -796,9 +793,7 @@ fn check_reports_each_state() {
     let dir = folder("check");
     let (code, out) = lahja(&dir, &["check"]);
     assert_eq!(code, 2, "nothing runs: down: {out}");
-    let mut a = Peer::start(&dir, "alpha", "", true);
-    let mut b = Peer::start(&dir, "beta", "", false);
-    assert_eq!(b.ask("connect alpha"), "connected");
+    let (mut a, mut b) = alpha_and_beta(&dir);
     let (code, out) = lahja(&dir, &["check"]);
     assert_eq!((code, out.starts_with("healthy")), (0, true), "{out}");
     let (code, out) = lahja(&dir, &["check", "alpha", "gamma"]);
