@@ -682,6 +682,16 @@ fn top_refreshes_in_a_terminal() {
     let (_a, mut b) = alpha_and_beta(&dir);
     assert_eq!(b.ask("stream"), "streaming");
     let server = format!("lahja-cli-test-{}", std::process::id());
+    // The tmux server (and the `lahja top` in it) goes however the test ends.
+    struct KillServer(String);
+    impl Drop for KillServer {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .output();
+        }
+    }
+    let _server = KillServer(server.clone());
     let command = format!(
         "{} --dir {} top --window 0.2",
         env!("CARGO_BIN_EXE_lahja"),
@@ -718,7 +728,6 @@ fn top_refreshes_in_a_terminal() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let _ = tmux(&["-L", &server, "kill-server"]);
     assert!(pane.starts_with("lahja top: 2 endpoints"), "{pane}");
 }
 

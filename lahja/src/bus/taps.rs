@@ -113,6 +113,11 @@ impl Taps {
             if entry.types.as_ref().is_some_and(|t| !t.contains(&event)) {
                 continue;
             }
+            // A full tap loses this copy: do not make it.
+            if entry.copies.capacity() == 0 {
+                entry.lost.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             if let Some(make) = make.take() {
                 made = Some(make());
             }
