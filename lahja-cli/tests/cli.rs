@@ -248,6 +248,15 @@ fn alpha_and_beta(dir: &Path) -> (Peer, Peer) {
     (a, b)
 }
 
+/// An observer of the endpoint at `path`, tapping every type.
+fn tapping(runtime: &tokio::runtime::Runtime, path: &Path) -> lahja::introspect::Observer {
+    runtime.block_on(async {
+        let mut observer = lahja::introspect::Observer::connect(path).await.unwrap();
+        observer.tap(&[]).await.unwrap();
+        observer
+    })
+}
+
 /// A fresh private folder for one test.
 fn folder(test: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -579,13 +588,7 @@ fn a_stalled_tap_loses_copies_and_never_holds_the_bus() {
     let dir = folder("stalled");
     let (mut a, mut b) = alpha_and_beta(&dir);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut observer = runtime.block_on(async {
-        let mut observer = lahja::introspect::Observer::connect(dir.join("alpha.sock"))
-            .await
-            .unwrap();
-        observer.tap(&[]).await.unwrap();
-        observer
-    });
+    let mut observer = tapping(&runtime, &dir.join("alpha.sock"));
     // The tap is not read while 20,000 events go by: far more than its
     // channel and socket buffer hold.
     assert_eq!(b.ask("ticks 20000"), "sent");
@@ -616,13 +619,7 @@ fn an_observer_is_closed_when_its_endpoint_stops() {
     let dir = folder("stops");
     let mut a = Peer::start(&dir, "alpha", "", true);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut observer = runtime.block_on(async {
-        let mut observer = lahja::introspect::Observer::connect(dir.join("alpha.sock"))
-            .await
-            .unwrap();
-        observer.tap(&[]).await.unwrap();
-        observer
-    });
+    let mut observer = tapping(&runtime, &dir.join("alpha.sock"));
     // The process lives on; only its endpoint stops.
     assert_eq!(a.ask("stop"), "stopped");
     let ended =
