@@ -486,6 +486,17 @@ fn lahja_live(dir: &Path, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// The one copy of type `name` that `lahja tap` shows from alpha while
+/// `during` runs, as JSON.
+fn one_copy(dir: &Path, name: &str, during: impl FnOnce()) -> serde_json::Value {
+    let args = ["tap", name, "--endpoint", "alpha", "--count", "1", "--json"];
+    let tap = lahja_live(dir, &args);
+    wait_for_taps(dir, "alpha", 1);
+    during();
+    let output = tap.wait_with_output().unwrap();
+    serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap()
+}
+
 /// Waits until `lahja info NAME` shows `taps` open taps.
 fn wait_for_taps(dir: &Path, name: &str, taps: u64) {
     info_until(dir, name, |i| i["taps"] == taps);
@@ -531,24 +542,10 @@ fn tap_shows_events_and_pairs_requests_with_responses() {
     assert!(lines[2]["latency_ms"].is_null());
 
     // One endpoint and one type: a type without Debug has no value.
-    let tap = lahja_live(
-        &dir,
-        &[
-            "tap",
-            "cli.Opaque",
-            "--endpoint",
-            "alpha",
-            "--count",
-            "1",
-            "--json",
-        ],
-    );
-    wait_for_taps(&dir, "alpha", 1);
-    assert_eq!(b.ask("ticks 3"), "sent");
-    assert_eq!(b.ask("opaque"), "sent");
-    let output = tap.wait_with_output().unwrap();
-    let line: serde_json::Value =
-        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    let line = one_copy(&dir, "cli.Opaque", || {
+        assert_eq!(b.ask("ticks 3"), "sent");
+        assert_eq!(b.ask("opaque"), "sent");
+    });
     assert_eq!(line["type"], "cli.Opaque");
     assert_eq!(line["direction"], "received");
     assert_eq!(line["origin"], "beta");
@@ -557,23 +554,9 @@ fn tap_shows_events_and_pairs_requests_with_responses() {
     assert_eq!(line["hex"], "010203", "{line}");
 
     // A long rendering is cut at 4 KiB.
-    let tap = lahja_live(
-        &dir,
-        &[
-            "tap",
-            "cli.Big",
-            "--endpoint",
-            "alpha",
-            "--count",
-            "1",
-            "--json",
-        ],
-    );
-    wait_for_taps(&dir, "alpha", 1);
-    assert_eq!(b.ask("big"), "sent");
-    let output = tap.wait_with_output().unwrap();
-    let line: serde_json::Value =
-        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    let line = one_copy(&dir, "cli.Big", || {
+        assert_eq!(b.ask("big"), "sent");
+    });
     let value = line["value"].as_str().unwrap();
     assert!(value.starts_with("Big([7, 7, "), "{value}");
     assert!(
@@ -731,27 +714,13 @@ fn top_refreshes_in_a_terminal() {
 fn send_and_request_go_through_an_endpoint_that_knows_the_type() {
     let dir = folder("send");
     let (_a, _b) = alpha_and_beta(&dir);
-    let tap = lahja_live(
-        &dir,
-        &[
-            "tap",
-            "cli.Tick",
-            "--endpoint",
-            "alpha",
-            "--count",
-            "1",
-            "--json",
-        ],
-    );
-    wait_for_taps(&dir, "alpha", 1);
-    let (code, out) = lahja(
-        &dir,
-        &["send", "cli.Tick", "--json", "7", "--endpoint", "beta"],
-    );
-    assert_eq!((code, out.as_str()), (0, "sent cli.Tick from beta\n"));
-    let output = tap.wait_with_output().unwrap();
-    let line: serde_json::Value =
-        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    let line = one_copy(&dir, "cli.Tick", || {
+        let (code, out) = lahja(
+            &dir,
+            &["send", "cli.Tick", "--json", "7", "--endpoint", "beta"],
+        );
+        assert_eq!((code, out.as_str()), (0, "sent cli.Tick from beta\n"));
+    });
     assert_eq!(
         (&line["origin"], &line["value"]),
         (&"beta".into(), &"Tick(7)".into()),
