@@ -44,6 +44,17 @@ mod events {
         pub payload: Vec<u8>,
     }
 
+    impl BenchEvent {
+        /// Event `seq`, stamped with the send time now.
+        pub fn sent_now(seq: u64, payload: &[u8]) -> BenchEvent {
+            BenchEvent {
+                seq,
+                sent_ns: crate::stats::now_ns(),
+                payload: payload.to_vec(),
+            }
+        }
+    }
+
     #[derive(Event, Serialize, Deserialize, Clone, Debug)]
     #[event(name = "bench.Ping")]
     #[request(response = Pong)]

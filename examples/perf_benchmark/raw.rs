@@ -83,11 +83,7 @@ pub async fn producer(path: &Path, consumers: usize, events: u64, payload: usize
     let started = now_ns();
     let body = vec![0xab; payload];
     for seq in 0..events {
-        let event = BenchEvent {
-            seq,
-            sent_ns: now_ns(),
-            payload: body.clone(),
-        };
+        let event = BenchEvent::sent_now(seq, &body);
         let mut frame = Vec::with_capacity(payload + 64);
         append_frame(&mut frame, 4, 0, &event);
         let frame = Arc::new(frame);

@@ -127,11 +127,7 @@ pub async fn producer(meet: &Meet, consumers: usize, events: u64, payload: usize
     let started = now_ns();
     let body = vec![0xab; payload];
     for seq in 0..events {
-        let event = BenchEvent {
-            seq,
-            sent_ns: now_ns(),
-            payload: body.clone(),
-        };
+        let event = BenchEvent::sent_now(seq, &body);
         endpoint.broadcast(event).await.expect("broadcast");
     }
     endpoint.stop().await;
@@ -244,11 +240,7 @@ pub async fn stall_producer(path: &Path, seconds: f64, payload: usize, options: 
     let mut sent = 0u64;
     let mut blocked = false;
     while tokio::time::Instant::now() < deadline {
-        let event = BenchEvent {
-            seq: sent,
-            sent_ns: now_ns(),
-            payload: body.clone(),
-        };
+        let event = BenchEvent::sent_now(sent, &body);
         match tokio::time::timeout_at(deadline, endpoint.broadcast(event)).await {
             Ok(result) => {
                 result.expect("broadcast");

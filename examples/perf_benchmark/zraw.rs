@@ -75,11 +75,7 @@ pub async fn producer(locator: &str, consumers: usize, events: u64, payload: usi
     let started = now_ns();
     let body = vec![0xab; payload];
     for seq in 0..events {
-        let event = BenchEvent {
-            seq,
-            sent_ns: now_ns(),
-            payload: body.clone(),
-        };
+        let event = BenchEvent::sent_now(seq, &body);
         publisher.put(encode(&event)).await.expect("put");
     }
     let seconds = (now_ns() - started) as f64 / 1e9;
