@@ -137,6 +137,12 @@ fn endpoint(spec: &str) {
                     }));
                     "streaming".to_owned()
                 }
+                ["huge"] => {
+                    // Just over a tap's 64 KiB once decompressed; far
+                    // smaller on the wire (it compresses well).
+                    endpoint.broadcast(Big(vec![7; 64 << 10])).await.unwrap();
+                    "sent".to_owned()
+                }
                 ["big"] => {
                     endpoint.broadcast(Big(vec![7; 8 << 10])).await.unwrap();
                     "sent".to_owned()
@@ -552,6 +558,15 @@ fn tap_shows_events_and_pairs_requests_with_responses() {
     assert_eq!(line["size"], 3);
     assert!(line["value"].is_null(), "{line}");
     assert_eq!(line["hex"], "010203", "{line}");
+
+    // A body over 64 KiB once decompressed is not rendered, though it
+    // arrived compressed to far less.
+    let line = one_copy(&dir, "cli.Big", || assert_eq!(b.ask("huge"), "sent"));
+    assert!(
+        line["size"].as_u64().unwrap() < 64 << 10,
+        "compressed: {line}"
+    );
+    assert!(line["value"].is_null() && line["hex"].is_null(), "{line}");
 
     // A long rendering is cut at 4 KiB.
     let line = one_copy(&dir, "cli.Big", || {
