@@ -1,18 +1,46 @@
-//! lahja's throughput and latency, each next to a baseline measured in the
-//! same run: the same workload over raw tokio Unix sockets with the same
-//! framing and bincode bodies (or, for `local`, `tokio::sync::broadcast`).
-//! With `--transport zenoh` (feature `zenoh`), lahja runs over zenoh on
-//! 127.0.0.1 and the baseline is raw zenoh: a publisher with
-//! `CongestionControl::Block` and subscribers, `get` against a queryable.
+//! lahja's throughput, latency and CPU cost, each next to a baseline
+//! measured in the same run.
 //!
 //! ```sh
 //! cargo run --release --example perf_benchmark -- [--mode broadcast|request|roundtrip|local|stalled|tapped|all]
-//!     [--transport socket|zenoh] [--consumers N] [--events N] [--payload-bytes N] [--json]
+//!     [--transport socket|zenoh] [--consumers N] [--events N] [--payload-bytes N]
+//!     [--repeat N] [--pin same,split,free] [--runtime current|multi] [--json|--markdown]
+//! examples/perf_benchmark/regenerate-readme.sh   # the README's table, from one run
 //! ```
 //!
-//! Every role (producer, consumers, responder) is a process of its own:
-//! this program re-executed with `--role`. Consumers check that they got
-//! every event in order; the run fails if one did not.
+//! # Method
+//!
+//! - **Processes.** Every role (producer, consumers, responder, request
+//!   client) is a process of its own: this program re-executed with
+//!   `--role`. The orchestrator only starts them and reads the one
+//!   `RESULT` line each prints. Consumers check that they got every event
+//!   in order; the run fails if one did not.
+//! - **Baselines.** The strongest simple raw programs over tokio Unix
+//!   sockets, with the same framing (u32 length, 18-byte header) and the
+//!   same bincode bodies, and the same per-event harness work (stamp,
+//!   encode, decode, check): for broadcast the better of two producer
+//!   shapes in each repetition (a writer task per consumer behind a
+//!   bounded queue, or a 64 KiB buffered writer per consumer written in
+//!   place); for requests a ping-pong client and a pipelined one against a
+//!   responder that flushes only when no request is buffered. With
+//!   `--transport zenoh` lahja runs over zenoh and the baseline is raw
+//!   zenoh (a publisher with `CongestionControl::Block`, `get` against a
+//!   queryable); for `local`, `tokio::sync::broadcast`.
+//! - **Runtimes.** Each role runs on a current-thread tokio runtime
+//!   (`--runtime multi` for tokio's default), lahja and the baseline alike.
+//! - **Placement.** `--pin` measures each placement in turn: `same` puts
+//!   every process on CPU 0, `split` puts servers on CPU 0 and clients on
+//!   CPU 1 (a round trip then crosses cores), `free` leaves it to the
+//!   scheduler. Round trips are bimodal between the first two.
+//! - **Repetitions.** `--repeat N` (default 5) runs everything N times,
+//!   repetitions outermost, lahja and the baseline alternating who goes
+//!   first. A figure is the median of its repetitions, its spread is
+//!   (max - min) / median, and its ratio is the median of the
+//!   per-repetition ratios (each lahja figure against the baseline of its
+//!   own repetition).
+//! - **CPU.** Each process reads its own user + system time
+//!   (`getrusage`): per request for the client, per delivered event for
+//!   the producer and consumers together.
 
 mod local;
 mod raw;
@@ -22,7 +50,7 @@ mod stats;
 mod zraw;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -73,14 +101,68 @@ mod events {
 
 const IN_FLIGHT: usize = 64;
 
+/// Where the role processes run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Pin {
+    /// Wherever the scheduler puts them.
+    Free,
+    /// Every process on CPU 0.
+    Same,
+    /// Servers (producer, responder) on CPU 0, clients (consumers,
+    /// requester) on CPU 1.
+    Split,
+}
+
+impl Pin {
+    fn parse(name: &str) -> Pin {
+        match name {
+            "free" => Pin::Free,
+            "same" => Pin::Same,
+            "split" => Pin::Split,
+            other => usage(&format!("unknown placement {other}")),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Pin::Free => "free",
+            Pin::Same => "same",
+            Pin::Split => "split",
+        }
+    }
+
+    /// The CPU of a server or (`client`) a client process.
+    fn cpu(self, client: bool) -> Option<usize> {
+        match self {
+            Pin::Free => None,
+            Pin::Same => Some(0),
+            Pin::Split => Some(usize::from(client)),
+        }
+    }
+}
+
 struct Options {
     mode: String,
     zenoh: bool,
     consumers: Option<usize>,
     events: Option<u64>,
     payload: usize,
-    json: bool,
+    output: Output,
+    repeat: usize,
+    pins: Vec<Pin>,
+    runtime: String,
 }
+
+#[derive(Clone, Copy, PartialEq)]
+enum Output {
+    Text,
+    Json,
+    Markdown,
+}
+
+const USAGE: &str = "usage: perf_benchmark [--mode broadcast|request|roundtrip|local|stalled|tapped|all] \
+     [--transport socket|zenoh] [--consumers N[,N...]] [--events N] [--payload-bytes N] \
+     [--repeat N] [--pin same,split,free] [--runtime current|multi] [--json|--markdown]";
 
 fn parse_options(args: &[String]) -> Options {
     let mut options = Options {
@@ -89,7 +171,10 @@ fn parse_options(args: &[String]) -> Options {
         consumers: None,
         events: None,
         payload: 64,
-        json: false,
+        output: Output::Text,
+        repeat: 5,
+        pins: vec![Pin::Same, Pin::Split],
+        runtime: "current".into(),
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -117,7 +202,20 @@ fn parse_options(args: &[String]) -> Options {
                     .parse()
                     .unwrap_or_else(|_| usage("--payload-bytes N"))
             }
-            "--json" => options.json = true,
+            "--repeat" => {
+                options.repeat = value()
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(|| usage("--repeat N (at least 1)"))
+            }
+            "--pin" => options.pins = value().split(',').map(Pin::parse).collect(),
+            "--runtime" => match value().as_str() {
+                runtime @ ("current" | "multi") => options.runtime = runtime.into(),
+                other => usage(&format!("unknown runtime {other}")),
+            },
+            "--json" => options.output = Output::Json,
+            "--markdown" => options.output = Output::Markdown,
             other => usage(&format!("unknown option {other}")),
         }
     }
@@ -126,40 +224,72 @@ fn parse_options(args: &[String]) -> Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!("perf_benchmark: {problem}");
-    eprintln!(
-        "usage: perf_benchmark [--mode broadcast|request|roundtrip|local|stalled|tapped|all] \
-         [--transport socket|zenoh] [--consumers N] [--events N] [--payload-bytes N] [--json]"
-    );
+    eprintln!("{USAGE}");
     std::process::exit(2)
 }
 
-/// One line of the results.
+/// One metric of one mode and placement, over every repetition.
 struct Row {
     mode: String,
+    pin: Pin,
     metric: &'static str,
-    lahja: f64,
-    baseline: Option<f64>,
-    baseline_name: &'static str,
+    lahja: Vec<f64>,
+    baseline: Vec<f64>,
+    baseline_name: String,
 }
 
-#[tokio::main]
-async fn main() {
+impl Row {
+    /// The median of the per-repetition ratios: each lahja figure against
+    /// the baseline of its own repetition.
+    fn ratio(&self) -> Option<f64> {
+        let ratios: Vec<f64> = self
+            .lahja
+            .iter()
+            .zip(&self.baseline)
+            .map(|(lahja, baseline)| lahja / baseline)
+            .collect();
+        (!ratios.is_empty()).then(|| stats::median(&ratios))
+    }
+
+    /// Spread of lahja's figures: (max - min) / median, in percent.
+    fn spread(&self) -> f64 {
+        let min = self.lahja.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.lahja.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        100.0 * (max - min) / stats::median(&self.lahja)
+    }
+}
+
+/// Role processes: pinned and on the runtime the orchestrator asked for
+/// (through the environment, before any thread starts).
+const CPU_VAR: &str = "LAHJA_BENCH_CPU";
+const RUNTIME_VAR: &str = "LAHJA_BENCH_RUNTIME";
+
+fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--role") {
-        run_role(&args[1..]).await;
+        if let Some(cpu) = std::env::var(CPU_VAR).ok().and_then(|v| v.parse().ok()) {
+            stats::pin_to(cpu);
+        }
+        let multi = std::env::var(RUNTIME_VAR).as_deref() == Ok("multi");
+        runtime(multi).block_on(run_role(&args[1..]));
         return;
     }
     let options = parse_options(&args);
+    runtime(false).block_on(orchestrate(options));
+}
+
+fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().expect("a tokio runtime")
+}
+
+async fn orchestrate(options: Options) {
     let folder = std::env::temp_dir().join(format!("lahja-bench-{}", std::process::id()));
     std::fs::create_dir_all(&folder).expect("temp folder");
-    let mut bench = Bench {
-        folder: folder.clone(),
-        next_socket: 0,
-        payload: options.payload,
-        zenoh: options.zenoh,
-        rows: Vec::new(),
-        failures: Vec::new(),
-    };
     let modes: &[&str] = match options.mode.as_str() {
         // A stalled socket and a local bus do not depend on the transport.
         "all" if options.zenoh => &["broadcast", "roundtrip", "request"],
@@ -172,25 +302,59 @@ async fn main() {
         "tapped" => &["tapped"],
         other => usage(&format!("unknown mode {other}")),
     };
-    for mode in modes {
-        match *mode {
-            "broadcast" => {
-                let events = options.events.unwrap_or(1_000_000);
-                let fan_outs = options.consumers.map_or(vec![1, 4], |n| vec![n]);
-                for consumers in fan_outs {
-                    bench.broadcast(consumers, events).await;
+    let mut bench = Bench {
+        folder: folder.clone(),
+        next_socket: 0,
+        payload: options.payload,
+        zenoh: options.zenoh,
+        runtime: options.runtime.clone(),
+        pin: Pin::Free,
+        repetition: 0,
+        rows: Vec::new(),
+        failures: Vec::new(),
+    };
+    // Repetitions outermost, and lahja and the baseline alternating who
+    // goes first: drift on a shared machine spreads over both.
+    for repetition in 0..options.repeat {
+        bench.repetition = repetition;
+        for (placement, &pin) in options.pins.iter().enumerate() {
+            bench.pin = pin;
+            for mode in modes {
+                // These do not depend on placement (local is one process).
+                let once = matches!(*mode, "local" | "stalled" | "tapped");
+                if once && placement > 0 {
+                    continue;
+                }
+                match *mode {
+                    "broadcast" => {
+                        let events = options.events.unwrap_or(1_000_000);
+                        let fan_outs = options.consumers.map_or(vec![1, 4], |n| vec![n]);
+                        for consumers in fan_outs {
+                            bench.broadcast(consumers, events).await;
+                        }
+                    }
+                    "roundtrip" => bench.roundtrip(options.events.unwrap_or(20_000)).await,
+                    "request" => bench.request(options.events.unwrap_or(200_000)).await,
+                    "local" => bench.local(options.events.unwrap_or(1_000_000)).await,
+                    // A bound, not a ratio: once is enough.
+                    "stalled" if repetition == 0 => bench.stalled().await,
+                    "stalled" => {}
+                    "tapped" => bench.tapped(options.events.unwrap_or(1_000_000)).await,
+                    _ => unreachable!(),
                 }
             }
-            "roundtrip" => bench.roundtrip(options.events.unwrap_or(20_000)).await,
-            "request" => bench.request(options.events.unwrap_or(200_000)).await,
-            "local" => bench.local(options.events.unwrap_or(1_000_000)).await,
-            "stalled" => bench.stalled().await,
-            "tapped" => bench.tapped(options.events.unwrap_or(1_000_000)).await,
-            _ => unreachable!(),
         }
     }
     let _ = std::fs::remove_dir_all(&folder);
-    print_rows(&bench.rows, options.json);
+    // Each mode's placements together, in the order the modes first ran.
+    let modes: Vec<String> = bench.rows.iter().map(|r| r.mode.clone()).collect();
+    let first = |mode: &str| modes.iter().position(|m| m == mode);
+    bench.rows.sort_by_key(|r| (first(&r.mode), r.pin as u8));
+    match options.output {
+        Output::Text => print_rows(&bench.rows),
+        Output::Json => print_json(&bench.rows),
+        Output::Markdown => print_markdown(&bench.rows, &options),
+    }
     if !bench.failures.is_empty() {
         for failure in &bench.failures {
             eprintln!("FAILED: {failure}");
@@ -211,15 +375,47 @@ async fn run_role(args: &[String]) {
         }
         "consumer" => roles::consumer(&meet, num(2) as usize, num(3)).await,
         "responder" => roles::responder(&meet).await,
-        "raw-producer" => raw::producer(&path, num(2) as usize, num(3), num(4) as usize).await,
+        "roundtrip" => {
+            let (rate, latency, cpu) = roles::roundtrip(&meet, num(2), num(3) as usize).await;
+            stats::report_client(rate, Some(&latency), cpu);
+        }
+        "pipelined" => {
+            let (rate, cpu) = roles::pipelined(&meet, num(2), IN_FLIGHT, num(3) as usize).await;
+            stats::report_client(rate, None, cpu);
+        }
+        shape @ ("raw-queued" | "raw-direct") => {
+            let shape = raw::Shape::ALL
+                .into_iter()
+                .find(|s| s.name() == shape)
+                .expect("a shape");
+            raw::producer(&path, shape, num(2) as usize, num(3), num(4) as usize).await
+        }
         "raw-consumer" => raw::consumer(&path, num(2)).await,
         "raw-responder" => raw::responder(&path).await,
+        "raw-roundtrip" => {
+            let (rate, latency, cpu) = raw::roundtrip(&path, num(2), num(3) as usize).await;
+            stats::report_client(rate, Some(&latency), cpu);
+        }
+        "raw-pipelined" => {
+            let (rate, cpu) = raw::pipelined(&path, num(2), IN_FLIGHT, num(3) as usize).await;
+            stats::report_client(rate, None, cpu);
+        }
         #[cfg(feature = "zenoh")]
         "zraw-producer" => zraw::producer(arg(1), num(2) as usize, num(3), num(4) as usize).await,
         #[cfg(feature = "zenoh")]
         "zraw-consumer" => zraw::consumer(arg(1), num(2) as usize, num(3)).await,
         #[cfg(feature = "zenoh")]
         "zraw-responder" => zraw::responder(arg(1)).await,
+        #[cfg(feature = "zenoh")]
+        "zraw-roundtrip" => {
+            let (rate, latency, cpu) = zraw::roundtrip(arg(1), num(2), num(3) as usize).await;
+            stats::report_client(rate, Some(&latency), cpu);
+        }
+        #[cfg(feature = "zenoh")]
+        "zraw-pipelined" => {
+            let (rate, cpu) = zraw::pipelined(arg(1), num(2), IN_FLIGHT, num(3) as usize).await;
+            stats::report_client(rate, None, cpu);
+        }
         "stall-producer" => {
             let options = lahja::EndpointOptions {
                 queue_bytes: num(4) as usize,
@@ -244,19 +440,14 @@ struct Bench {
     payload: usize,
     /// Over zenoh (`--transport zenoh`), against raw zenoh.
     zenoh: bool,
+    /// The role processes' tokio runtime: `current` or `multi`.
+    runtime: String,
+    /// The placement of this measurement.
+    pin: Pin,
+    /// Which repetition this is (from 0).
+    repetition: usize,
     rows: Vec<Row>,
     failures: Vec<String>,
-}
-
-fn spawn_role(args: &[String]) -> Child {
-    Command::new(std::env::current_exe().expect("current exe"))
-        .arg("--role")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn role")
 }
 
 /// The next `RESULT` line of a role process.
@@ -278,7 +469,39 @@ fn field(result: &BTreeMap<String, String>, key: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// One broadcast run's figures.
+struct Broadcast {
+    per_consumer: f64,
+    total: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_us_per_delivery: f64,
+    producer_rss_kib: f64,
+    consumer_rss_kib: f64,
+}
+
+/// One request client's figures.
+type Client = BTreeMap<String, String>;
+
 impl Bench {
+    /// A role process: this program again, with `--role`, on the CPU the
+    /// placement gives a server or (`client`) a client.
+    fn spawn_role(&self, args: &[String], client: bool) -> Child {
+        let mut command = Command::new(std::env::current_exe().expect("current exe"));
+        command
+            .arg("--role")
+            .args(args)
+            .env(RUNTIME_VAR, &self.runtime)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        match self.pin.cpu(client) {
+            Some(cpu) => command.env(CPU_VAR, cpu.to_string()),
+            None => command.env_remove(CPU_VAR),
+        };
+        command.spawn().expect("spawn role")
+    }
+
     fn socket(&mut self, label: &str) -> PathBuf {
         self.next_socket += 1;
         self.folder
@@ -303,71 +526,79 @@ impl Bench {
         }
     }
 
-    /// The baseline's role names and label.
-    fn raw_roles(&self) -> (&'static str, &'static str, &'static str) {
-        if self.zenoh {
-            ("zraw-producer", "zraw-consumer", "raw zenoh pub/sub")
-        } else {
-            ("raw-producer", "raw-consumer", "raw queued")
-        }
+    /// Whether the baseline goes first in this repetition (they alternate).
+    fn baseline_first(&self) -> bool {
+        self.repetition % 2 == 1
     }
 
+    /// Adds one repetition's figure to its row.
     fn row(
         &mut self,
         mode: &str,
         metric: &'static str,
         lahja: f64,
         baseline: Option<f64>,
-        baseline_name: &'static str,
+        baseline_name: &str,
     ) {
-        self.rows.push(Row {
-            mode: mode.to_owned(),
-            metric,
-            lahja,
-            baseline,
-            baseline_name,
-        });
+        let pin = self.pin;
+        let index = match self
+            .rows
+            .iter()
+            .position(|r| r.mode == mode && r.pin == pin && r.metric == metric)
+        {
+            Some(index) => index,
+            None => {
+                self.rows.push(Row {
+                    mode: mode.to_owned(),
+                    pin,
+                    metric,
+                    lahja: Vec::new(),
+                    baseline: Vec::new(),
+                    baseline_name: baseline_name.to_owned(),
+                });
+                self.rows.len() - 1
+            }
+        };
+        let row = &mut self.rows[index];
+        row.lahja.push(lahja);
+        row.baseline.extend(baseline);
     }
 
-    /// One producer, `consumers` consumers; returns (per-consumer events/s,
-    /// total deliveries/s, p50, p99, producer peak RSS, max consumer RSS).
-    async fn run_broadcast(&mut self, raw: bool, consumers: usize, events: u64) -> [f64; 6] {
-        self.run_broadcast_tapped(raw, consumers, events, false)
-            .await
-    }
-
-    /// [`run_broadcast`](Self::run_broadcast), the lahja producer tapped by
-    /// an observer that never reads when `tapped`.
-    async fn run_broadcast_tapped(
+    /// One producer, `consumers` consumers, lahja's or (`raw`) a baseline
+    /// producer's role; a stalled tap on lahja's producer when `tapped`.
+    async fn run_broadcast(
         &mut self,
-        raw: bool,
+        producer_role: &str,
         consumers: usize,
         events: u64,
         tapped: bool,
-    ) -> [f64; 6] {
-        let path_arg = self.place(if raw { "raw-broadcast" } else { "broadcast" }, raw);
-        let (producer_role, consumer_role) = if raw {
-            let (producer, consumer, _) = self.raw_roles();
-            (producer, consumer)
-        } else {
-            ("producer", "consumer")
+    ) -> Broadcast {
+        let lahja = producer_role == "producer";
+        let path_arg = self.place(producer_role, !lahja);
+        let consumer_role = match (lahja, self.zenoh) {
+            (true, _) => "consumer",
+            (false, false) => "raw-consumer",
+            (false, true) => "zraw-consumer",
         };
-        let mut producer = spawn_role(&[
-            producer_role.into(),
-            path_arg.clone(),
-            consumers.to_string(),
-            events.to_string(),
-            self.payload.to_string(),
-            if tapped { "tapped" } else { "untapped" }.into(),
-        ]);
+        let mut producer = self.spawn_role(
+            &[
+                producer_role.into(),
+                path_arg.clone(),
+                consumers.to_string(),
+                events.to_string(),
+                self.payload.to_string(),
+                if tapped { "tapped" } else { "untapped" }.into(),
+            ],
+            false,
+        );
         let mut children: Vec<Child> = (0..consumers)
             .map(|i| {
                 let mut args = vec![consumer_role.to_string(), path_arg.clone()];
-                if !raw || self.zenoh {
+                if lahja || self.zenoh {
                     args.push(i.to_string());
                 }
                 args.push(events.to_string());
-                spawn_role(&args)
+                self.spawn_role(&args, true)
             })
             .collect();
         let mut results = Vec::new();
@@ -375,184 +606,196 @@ impl Bench {
             results.push(result_of(child).await);
         }
         let produced = result_of(&mut producer).await;
-        let label = if raw { "raw" } else { "lahja" };
         for (i, result) in results.iter().enumerate() {
             let complete = field(result, "received") as u64 == events
                 && result.get("in_order").map(String::as_str) == Some("true");
             if !complete {
-                self.failures
-                    .push(format!("{label} consumer {i} of {consumers}: {result:?}"));
+                self.failures.push(format!(
+                    "{producer_role} consumer {i} of {consumers}: {result:?}"
+                ));
             }
         }
-        let mean =
-            |key: &str| results.iter().map(|r| field(r, key)).sum::<f64>() / results.len() as f64;
+        let sum = |key: &str| results.iter().map(|r| field(r, key)).sum::<f64>();
+        let mean = |key: &str| sum(key) / results.len() as f64;
         let per_consumer = mean("events_per_s");
-        [
+        let deliveries = (events * consumers as u64) as f64;
+        Broadcast {
             per_consumer,
-            per_consumer * consumers as f64,
-            mean("p50_us"),
-            mean("p99_us"),
-            field(&produced, "peak_rss_kib"),
-            results
+            total: per_consumer * consumers as f64,
+            p50_us: mean("p50_us"),
+            p99_us: mean("p99_us"),
+            cpu_us_per_delivery: (sum("cpu_us") + field(&produced, "cpu_us")) / deliveries,
+            producer_rss_kib: field(&produced, "peak_rss_kib"),
+            consumer_rss_kib: results
                 .iter()
                 .map(|r| field(r, "peak_rss_kib"))
                 .fold(0.0, f64::max),
-        ]
+        }
+    }
+
+    /// The baseline's broadcast: the best (most deliveries per second) of
+    /// the raw producer shapes, or raw zenoh.
+    async fn raw_broadcast(&mut self, consumers: usize, events: u64) -> (Broadcast, &'static str) {
+        if self.zenoh {
+            let run = self
+                .run_broadcast("zraw-producer", consumers, events, false)
+                .await;
+            return (run, "raw zenoh pub/sub");
+        }
+        let mut best: Option<(Broadcast, &'static str)> = None;
+        for shape in raw::Shape::ALL {
+            let run = self
+                .run_broadcast(shape.name(), consumers, events, false)
+                .await;
+            if best.as_ref().is_none_or(|(b, _)| run.total > b.total) {
+                best = Some((run, shape.name()));
+            }
+        }
+        best.expect("a shape")
     }
 
     /// One consumer, with and without a stalled tap on the producer: the
     /// baseline here is lahja untapped, measured in the same run.
     async fn tapped(&mut self, events: u64) {
-        let untapped = self.run_broadcast_tapped(false, 1, events, false).await;
-        let tapped = self.run_broadcast_tapped(false, 1, events, true).await;
+        let untapped = self.run_broadcast("producer", 1, events, false).await;
+        let tapped = self.run_broadcast("producer", 1, events, true).await;
         let mode = "broadcast x1, stalled tap";
+        let baseline = "lahja untapped";
         self.row(
             mode,
             "events/s per consumer",
-            tapped[0],
-            Some(untapped[0]),
-            "lahja untapped",
+            tapped.per_consumer,
+            Some(untapped.per_consumer),
+            baseline,
         );
         self.row(
             mode,
             "latency p50 (us)",
-            tapped[2],
-            Some(untapped[2]),
-            "lahja untapped",
+            tapped.p50_us,
+            Some(untapped.p50_us),
+            baseline,
         );
         self.row(
             mode,
             "producer peak RSS (KiB)",
-            tapped[4],
-            Some(untapped[4]),
-            "lahja untapped",
+            tapped.producer_rss_kib,
+            Some(untapped.producer_rss_kib),
+            baseline,
         );
     }
 
     async fn broadcast(&mut self, consumers: usize, events: u64) {
-        let lahja = self.run_broadcast(false, consumers, events).await;
-        let raw = self.run_broadcast(true, consumers, events).await;
+        let (lahja, (raw, baseline)) = if self.baseline_first() {
+            let raw = self.raw_broadcast(consumers, events).await;
+            (
+                self.run_broadcast("producer", consumers, events, false)
+                    .await,
+                raw,
+            )
+        } else {
+            let lahja = self
+                .run_broadcast("producer", consumers, events, false)
+                .await;
+            (lahja, self.raw_broadcast(consumers, events).await)
+        };
         let mode = format!("broadcast x{consumers}");
-        let baseline = self.raw_roles().2;
-        self.row(
-            &mode,
-            "events/s per consumer",
-            lahja[0],
-            Some(raw[0]),
-            baseline,
-        );
-        self.row(
-            &mode,
-            "deliveries/s total",
-            lahja[1],
-            Some(raw[1]),
-            baseline,
-        );
-        self.row(&mode, "latency p50 (us)", lahja[2], Some(raw[2]), baseline);
-        self.row(&mode, "latency p99 (us)", lahja[3], Some(raw[3]), baseline);
-        self.row(
-            &mode,
-            "producer peak RSS (KiB)",
-            lahja[4],
-            Some(raw[4]),
-            baseline,
-        );
-        self.row(
-            &mode,
-            "consumer peak RSS (KiB)",
-            lahja[5],
-            Some(raw[5]),
-            baseline,
-        );
+        let rows = [
+            (
+                "events/s per consumer",
+                lahja.per_consumer,
+                raw.per_consumer,
+            ),
+            ("deliveries/s total", lahja.total, raw.total),
+            ("latency p50 (us)", lahja.p50_us, raw.p50_us),
+            ("latency p99 (us)", lahja.p99_us, raw.p99_us),
+            (
+                "CPU per delivery (us)",
+                lahja.cpu_us_per_delivery,
+                raw.cpu_us_per_delivery,
+            ),
+            (
+                "producer peak RSS (KiB)",
+                lahja.producer_rss_kib,
+                raw.producer_rss_kib,
+            ),
+            (
+                "consumer peak RSS (KiB)",
+                lahja.consumer_rss_kib,
+                raw.consumer_rss_kib,
+            ),
+        ];
+        for (metric, lahja, raw) in rows {
+            self.row(&mode, metric, lahja, Some(raw), baseline);
+        }
     }
 
-    /// Runs `client` against a responder process: lahja's, or the
-    /// baseline's (`raw`); the client gets where they meet.
-    async fn with_responder<T>(&mut self, raw: bool, client: impl AsyncFnOnce(&str) -> T) -> T {
+    /// Runs the request client `role` (`roundtrip` or `pipelined`) against
+    /// a responder process, lahja's or (`raw`) the baseline's.
+    async fn request_client(&mut self, role: &str, raw: bool, count: u64) -> Client {
         let place = self.place(if raw { "raw-responder" } else { "responder" }, raw);
-        let role = match (raw, self.zenoh) {
-            (false, _) => "responder",
-            (true, false) => "raw-responder",
-            (true, true) => "zraw-responder",
+        let prefix = match (raw, self.zenoh) {
+            (false, _) => "",
+            (true, false) => "raw-",
+            (true, true) => "zraw-",
         };
-        let mut responder = spawn_role(&[role.into(), place.clone()]);
-        let result = client(&place).await;
+        let mut responder = self.spawn_role(&[format!("{prefix}responder"), place.clone()], false);
+        let mut client = self.spawn_role(
+            &[
+                format!("{prefix}{role}"),
+                place,
+                count.to_string(),
+                self.payload.to_string(),
+            ],
+            true,
+        );
+        let result = result_of(&mut client).await;
         let _ = responder.kill().await;
         result
     }
 
-    /// The baseline's client side, and its name.
-    async fn raw_roundtrip(&mut self, count: u64) -> ((f64, stats::Latency), &'static str) {
-        let payload = self.payload;
-        #[cfg(feature = "zenoh")]
-        if self.zenoh {
-            let result = self
-                .with_responder(true, async |p| zraw::roundtrip(p, count, payload).await)
-                .await;
-            return (result, "raw zenoh get");
-        }
-        let result = self
-            .with_responder(true, async |p| {
-                raw::roundtrip(Path::new(p), count, payload).await
-            })
-            .await;
-        (result, "raw ping-pong")
-    }
-
-    async fn raw_pipelined(&mut self, count: u64) -> (f64, &'static str) {
-        let payload = self.payload;
-        #[cfg(feature = "zenoh")]
-        if self.zenoh {
-            let result = self
-                .with_responder(true, async |p| {
-                    zraw::pipelined(p, count, IN_FLIGHT, payload).await
-                })
-                .await;
-            return (result, "raw zenoh get");
-        }
-        let result = self
-            .with_responder(true, async |p| {
-                raw::pipelined(Path::new(p), count, IN_FLIGHT, payload).await
-            })
-            .await;
-        (result, "raw pipelined")
+    /// lahja's and the baseline's `role` client, alternating who goes first.
+    async fn request_clients(&mut self, role: &str, count: u64) -> (Client, Client, &'static str) {
+        let (lahja, raw) = if self.baseline_first() {
+            let raw = self.request_client(role, true, count).await;
+            (self.request_client(role, false, count).await, raw)
+        } else {
+            let lahja = self.request_client(role, false, count).await;
+            (lahja, self.request_client(role, true, count).await)
+        };
+        let baseline = match (self.zenoh, role) {
+            (true, _) => "raw zenoh get",
+            (false, "roundtrip") => "raw ping-pong",
+            (false, _) => "raw pipelined",
+        };
+        (lahja, raw, baseline)
     }
 
     async fn roundtrip(&mut self, count: u64) {
-        let payload = self.payload;
-        let (lahja_rate, lahja) = self
-            .with_responder(false, async |p| {
-                roles::roundtrip(&roles::Meet::parse(p), count, payload).await
-            })
-            .await;
-        let ((raw_rate, raw), baseline) = self.raw_roundtrip(count).await;
+        let (lahja, raw, baseline) = self.request_clients("roundtrip", count).await;
         let rows = [
-            ("latency p50 (us)", lahja.p50_us, raw.p50_us),
-            ("latency p90 (us)", lahja.p90_us, raw.p90_us),
-            ("latency p99 (us)", lahja.p99_us, raw.p99_us),
-            ("latency max (us)", lahja.max_us, raw.max_us),
+            ("latency p50 (us)", "p50_us"),
+            ("latency p90 (us)", "p90_us"),
+            ("latency p99 (us)", "p99_us"),
+            ("latency max (us)", "max_us"),
+            ("requests/s", "per_s"),
+            ("client CPU per request (us)", "cpu_us_per_request"),
         ];
-        for (metric, lahja, raw) in rows {
+        for (metric, key) in rows {
+            let (lahja, raw) = (field(&lahja, key), field(&raw, key));
             self.row("roundtrip", metric, lahja, Some(raw), baseline);
         }
-        self.row(
-            "roundtrip",
-            "requests/s",
-            lahja_rate,
-            Some(raw_rate),
-            baseline,
-        );
     }
 
     async fn request(&mut self, count: u64) {
-        let payload = self.payload;
-        let lahja = self
-            .with_responder(false, async |p| {
-                roles::pipelined(&roles::Meet::parse(p), count, IN_FLIGHT, payload).await
-            })
-            .await;
-        let (raw, baseline) = self.raw_pipelined(count).await;
-        self.row("request x64", "requests/s", lahja, Some(raw), baseline);
+        let (lahja, raw, baseline) = self.request_clients("pipelined", count).await;
+        let rows = [
+            ("requests/s", "per_s"),
+            ("client CPU per request (us)", "cpu_us_per_request"),
+        ];
+        for (metric, key) in rows {
+            let (lahja, raw) = (field(&lahja, key), field(&raw, key));
+            self.row("request x64", metric, lahja, Some(raw), baseline);
+        }
     }
 
     async fn local(&mut self, events: u64) {
@@ -567,18 +810,24 @@ impl Bench {
         let capacity = 1024;
         let path = self.socket("stalled");
         let path_arg = path.display().to_string();
-        let mut consumer = spawn_role(&[
-            "stall-consumer".into(),
-            path_arg.clone(),
-            capacity.to_string(),
-        ]);
-        let mut producer = spawn_role(&[
-            "stall-producer".into(),
-            path_arg,
-            "3".into(),
-            self.payload.to_string(),
-            queue_bytes.to_string(),
-        ]);
+        let mut consumer = self.spawn_role(
+            &[
+                "stall-consumer".into(),
+                path_arg.clone(),
+                capacity.to_string(),
+            ],
+            true,
+        );
+        let mut producer = self.spawn_role(
+            &[
+                "stall-producer".into(),
+                path_arg,
+                "3".into(),
+                self.payload.to_string(),
+                queue_bytes.to_string(),
+            ],
+            false,
+        );
         let consumer_before = field(&result_of(&mut consumer).await, "rss_kib");
         let produced = result_of(&mut producer).await;
         let stdin = consumer.stdin.as_mut().expect("stdin");
@@ -627,32 +876,122 @@ impl Bench {
     }
 }
 
-fn print_rows(rows: &[Row], json: bool) {
-    if json {
-        for row in rows {
-            let baseline = row.baseline.map_or("null".into(), |b| format!("{b:.3}"));
-            let ratio = row
-                .baseline
-                .map_or("null".into(), |b| format!("{:.3}", row.lahja / b));
-            println!(
-                "{{\"mode\":\"{}\",\"metric\":\"{}\",\"lahja\":{:.3},\"baseline\":{baseline},\"baseline_name\":\"{}\",\"ratio\":{ratio}}}",
-                row.mode, row.metric, row.lahja, row.baseline_name
-            );
-        }
-        return;
+/// A figure with three significant digits at least.
+fn figure(value: f64) -> String {
+    match value.abs() {
+        v if v < 10.0 => format!("{value:.3}"),
+        v if v < 1000.0 => format!("{value:.1}"),
+        _ => format!("{value:.0}"),
     }
+}
+
+fn print_rows(rows: &[Row]) {
     println!(
-        "{:<14} {:<26} {:>14} {:>14} {:>8}  baseline",
-        "mode", "metric", "lahja", "baseline", "ratio"
+        "{:<26} {:<6} {:<28} {:>12} {:>7} {:>12} {:>7}  baseline",
+        "mode", "CPUs", "metric", "lahja", "spread", "baseline", "ratio"
     );
     for row in rows {
-        let baseline = row.baseline.map_or("-".into(), |b| format!("{b:.1}"));
-        let ratio = row
-            .baseline
-            .map_or("-".into(), |b| format!("{:.2}", row.lahja / b));
+        let baseline = match row.baseline.is_empty() {
+            true => "-".into(),
+            false => figure(stats::median(&row.baseline)),
+        };
+        let ratio = row.ratio().map_or("-".into(), |r| format!("{r:.2}"));
         println!(
-            "{:<14} {:<26} {:>14.1} {:>14} {:>8}  {}",
-            row.mode, row.metric, row.lahja, baseline, ratio, row.baseline_name
+            "{:<26} {:<6} {:<28} {:>12} {:>6.0}% {:>12} {:>7}  {}",
+            row.mode,
+            row.pin.name(),
+            row.metric,
+            figure(stats::median(&row.lahja)),
+            row.spread(),
+            baseline,
+            ratio,
+            row.baseline_name
+        );
+    }
+}
+
+/// One JSON object a line: medians, the per-repetition figures, and the
+/// median of the per-repetition ratios.
+fn print_json(rows: &[Row]) {
+    let list = |values: &[f64]| {
+        let values: Vec<String> = values.iter().map(|v| format!("{v:.3}")).collect();
+        format!("[{}]", values.join(","))
+    };
+    for row in rows {
+        let baseline = match row.baseline.is_empty() {
+            true => "null".into(),
+            false => format!("{:.3}", stats::median(&row.baseline)),
+        };
+        let ratio = row.ratio().map_or("null".into(), |r| format!("{r:.3}"));
+        println!(
+            "{{\"mode\":\"{}\",\"pin\":\"{}\",\"metric\":\"{}\",\"lahja\":{:.3},\"baseline\":{baseline},\"baseline_name\":\"{}\",\"ratio\":{ratio},\"lahja_runs\":{},\"baseline_runs\":{}}}",
+            row.mode,
+            row.pin.name(),
+            row.metric,
+            stats::median(&row.lahja),
+            row.baseline_name,
+            list(&row.lahja),
+            list(&row.baseline),
+        );
+    }
+}
+
+/// The metrics the README's table shows.
+const README_METRICS: &[&str] = &[
+    "events/s per consumer",
+    "deliveries/s total",
+    "latency p50 (us)",
+    "latency p99 (us)",
+    "CPU per delivery (us)",
+    "requests/s",
+    "client CPU per request (us)",
+    "events/s",
+    "producer RSS growth (KiB)",
+];
+
+/// The README's table, from this run (see `regenerate-readme.sh`).
+fn print_markdown(rows: &[Row], options: &Options) {
+    let repeat = options.repeat;
+    println!(
+        "Medians of {repeat} interleaved repetitions, {} B payloads, runtime `{}`; \
+         spread is (max - min) / median of lahja's figures; ratio is the median of \
+         the per-repetition ratios.\n",
+        options.payload, options.runtime
+    );
+    println!("| workload | CPUs | metric | lahja | spread | baseline | ratio | baseline is |");
+    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |");
+    let number = |v: f64| {
+        if v >= 1000.0 {
+            let digits = format!("{v:.0}");
+            let mut grouped = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    grouped.push(',');
+                }
+                grouped.push(c);
+            }
+            grouped
+        } else {
+            figure(v)
+        }
+    };
+    for row in rows
+        .iter()
+        .filter(|r| README_METRICS.contains(&r.metric) && !r.mode.contains("tap"))
+    {
+        let baseline = match row.baseline.is_empty() {
+            true => "".into(),
+            false => number(stats::median(&row.baseline)),
+        };
+        let ratio = row.ratio().map_or("".into(), |r| format!("{r:.2}"));
+        println!(
+            "| {} | {} | {} | {} | {:.0}% | {baseline} | {ratio} | {} |",
+            row.mode,
+            row.pin.name(),
+            row.metric,
+            number(stats::median(&row.lahja)),
+            row.spread(),
+            row.baseline_name
         );
     }
 }

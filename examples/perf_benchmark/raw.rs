@@ -10,7 +10,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
 use crate::events::{BenchEvent, Ping, Pong};
-use crate::stats::{Latency, now_ns, peak_rss_kib, report};
+use crate::stats::{Latency, cpu_us, now_ns, peak_rss_kib, report};
 
 const HEADER: usize = 18;
 
@@ -58,10 +58,66 @@ pub async fn connect(path: &Path) -> UnixStream {
     }
 }
 
-/// Raw broadcast producer: encodes each event once and hands the bytes to
-/// a bounded queue per consumer, drained by a writer task that flushes
-/// when its queue runs empty.
-pub async fn producer(path: &Path, consumers: usize, events: u64, payload: usize) {
+/// The shapes of raw producer: the benchmark keeps the faster one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Shape {
+    /// A bounded queue per consumer, drained by a writer task that flushes
+    /// when its queue runs empty.
+    Queued,
+    /// One 64 KiB buffered writer per consumer, written in place by the
+    /// producer: no task, no queue (a full buffer writes to the socket).
+    Direct,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 2] = [Shape::Queued, Shape::Direct];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Queued => "raw-queued",
+            Shape::Direct => "raw-direct",
+        }
+    }
+}
+
+/// Raw broadcast producer of `shape`: encodes each event once.
+pub async fn producer(path: &Path, shape: Shape, consumers: usize, events: u64, payload: usize) {
+    match shape {
+        Shape::Queued => queued_producer(path, consumers, events, payload).await,
+        Shape::Direct => direct_producer(path, consumers, events, payload).await,
+    }
+}
+
+async fn direct_producer(path: &Path, consumers: usize, events: u64, payload: usize) {
+    let listener = UnixListener::bind(path).expect("bind");
+    let mut writers = Vec::new();
+    for _ in 0..consumers {
+        let (stream, _) = listener.accept().await.expect("accept");
+        writers.push(BufWriter::with_capacity(64 * 1024, stream));
+    }
+    let started = now_ns();
+    let body = vec![0xab; payload];
+    let mut frame = Vec::with_capacity(payload + 64);
+    for seq in 0..events {
+        let event = BenchEvent::sent_now(seq, &body);
+        frame.clear();
+        append_frame(&mut frame, 4, 0, &event);
+        for writer in &mut writers {
+            writer.write_all(&frame).await.expect("write");
+        }
+    }
+    for writer in &mut writers {
+        writer.flush().await.expect("flush");
+    }
+    let seconds = (now_ns() - started) as f64 / 1e9;
+    report(&[
+        ("seconds", format!("{seconds:.6}")),
+        ("peak_rss_kib", peak_rss_kib().to_string()),
+        ("cpu_us", format!("{:.0}", cpu_us())),
+    ]);
+}
+
+async fn queued_producer(path: &Path, consumers: usize, events: u64, payload: usize) {
     let listener = UnixListener::bind(path).expect("bind");
     let mut queues = Vec::new();
     let mut writers = Vec::new();
@@ -99,6 +155,7 @@ pub async fn producer(path: &Path, consumers: usize, events: u64, payload: usize
     report(&[
         ("seconds", format!("{seconds:.6}")),
         ("peak_rss_kib", peak_rss_kib().to_string()),
+        ("cpu_us", format!("{:.0}", cpu_us())),
     ]);
 }
 
@@ -143,8 +200,9 @@ pub async fn responder(path: &Path) {
     }
 }
 
-/// Sequential ping-pong; returns the latency of each round trip.
-pub async fn roundtrip(path: &Path, count: u64, payload: usize) -> (f64, Latency) {
+/// Sequential ping-pong; returns the rate, the latency of each round trip
+/// and the CPU time per round trip.
+pub async fn roundtrip(path: &Path, count: u64, payload: usize) -> (f64, Latency, f64) {
     let stream = connect(path).await;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -152,6 +210,7 @@ pub async fn roundtrip(path: &Path, count: u64, payload: usize) -> (f64, Latency
     let mut out = Vec::new();
     let mut samples = Vec::with_capacity(count as usize);
     let body = vec![0xcd; payload];
+    let cpu = cpu_us();
     let started = now_ns();
     for seq in 0..count {
         let sent = now_ns();
@@ -172,14 +231,17 @@ pub async fn roundtrip(path: &Path, count: u64, payload: usize) -> (f64, Latency
         samples.push(now_ns() - sent);
     }
     let seconds = (now_ns() - started) as f64 / 1e9;
-    (count as f64 / seconds, Latency::of(samples))
+    let cpu = (cpu_us() - cpu) / count as f64;
+    (count as f64 / seconds, Latency::of(samples), cpu)
 }
 
-/// `count` requests with up to `in_flight` outstanding; returns requests/s.
-pub async fn pipelined(path: &Path, count: u64, in_flight: usize, payload: usize) -> f64 {
+/// `count` requests with up to `in_flight` outstanding; returns requests/s
+/// and the CPU time per request.
+pub async fn pipelined(path: &Path, count: u64, in_flight: usize, payload: usize) -> (f64, f64) {
     let stream = connect(path).await;
     let (read, write) = stream.into_split();
     let window = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let cpu = cpu_us();
     let started = now_ns();
     let sender = tokio::spawn({
         let window = window.clone();
@@ -220,5 +282,6 @@ pub async fn pipelined(path: &Path, count: u64, in_flight: usize, payload: usize
         window.add_permits(1);
     }
     sender.await.expect("sender");
-    count as f64 / ((now_ns() - started) as f64 / 1e9)
+    let rate = count as f64 / ((now_ns() - started) as f64 / 1e9);
+    (rate, (cpu_us() - cpu) / count as f64)
 }

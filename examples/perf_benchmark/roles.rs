@@ -7,7 +7,7 @@ use std::time::Duration;
 use lahja::{ConnectionConfig, Endpoint, EndpointOptions};
 
 use crate::events::{BenchEvent, Ping, Pong};
-use crate::stats::{Latency, now_ns, peak_rss_kib, report, rss_kib};
+use crate::stats::{Latency, cpu_us, now_ns, peak_rss_kib, report, rss_kib};
 
 /// Where the roles meet: a socket, or a zenoh bus.
 #[derive(Clone, Debug)]
@@ -99,6 +99,7 @@ pub async fn consume(events: u64, mut next: impl AsyncFnMut() -> Option<BenchEve
         ("p50_us", format!("{:.1}", latency.p50_us)),
         ("p99_us", format!("{:.1}", latency.p99_us)),
         ("peak_rss_kib", peak_rss_kib().to_string()),
+        ("cpu_us", format!("{:.0}", cpu_us())),
     ]);
 }
 
@@ -135,6 +136,7 @@ pub async fn producer(meet: &Meet, consumers: usize, events: u64, payload: usize
     report(&[
         ("seconds", format!("{seconds:.6}")),
         ("peak_rss_kib", peak_rss_kib().to_string()),
+        ("cpu_us", format!("{:.0}", cpu_us())),
     ]);
 }
 
@@ -168,11 +170,13 @@ async fn requester(meet: &Meet) -> Endpoint {
     endpoint
 }
 
-/// Sequential typed requests; latency of each.
-pub async fn roundtrip(meet: &Meet, count: u64, payload: usize) -> (f64, Latency) {
+/// Sequential typed requests; their rate, the latency of each, and the
+/// CPU time per request.
+pub async fn roundtrip(meet: &Meet, count: u64, payload: usize) -> (f64, Latency, f64) {
     let endpoint = requester(meet).await;
     let body = vec![0xcd; payload];
     let mut samples = Vec::with_capacity(count as usize);
+    let cpu = cpu_us();
     let started = now_ns();
     for seq in 0..count {
         let sent = now_ns();
@@ -187,13 +191,16 @@ pub async fn roundtrip(meet: &Meet, count: u64, payload: usize) -> (f64, Latency
         samples.push(now_ns() - sent);
     }
     let rate = count as f64 / ((now_ns() - started) as f64 / 1e9);
+    let cpu = (cpu_us() - cpu) / count as f64;
     endpoint.stop().await;
-    (rate, Latency::of(samples))
+    (rate, Latency::of(samples), cpu)
 }
 
-/// `count` requests from `tasks` concurrent tasks; requests/s.
-pub async fn pipelined(meet: &Meet, count: u64, tasks: usize, payload: usize) -> f64 {
+/// `count` requests from `tasks` concurrent tasks; requests/s and CPU
+/// time per request.
+pub async fn pipelined(meet: &Meet, count: u64, tasks: usize, payload: usize) -> (f64, f64) {
     let endpoint = requester(meet).await;
+    let cpu = cpu_us();
     let started = now_ns();
     let per_task = count / tasks as u64;
     let workers: Vec<_> = (0..tasks as u64)
@@ -218,9 +225,11 @@ pub async fn pipelined(meet: &Meet, count: u64, tasks: usize, payload: usize) ->
     for worker in workers {
         worker.await.expect("worker");
     }
-    let rate = (per_task * tasks as u64) as f64 / ((now_ns() - started) as f64 / 1e9);
+    let done = per_task * tasks as u64;
+    let rate = done as f64 / ((now_ns() - started) as f64 / 1e9);
+    let cpu = (cpu_us() - cpu) / done as f64;
     endpoint.stop().await;
-    rate
+    (rate, cpu)
 }
 
 /// Stalled consumer, producer side: broadcasts for `seconds` to a consumer

@@ -82,3 +82,58 @@ pub fn parse_report(line: &str) -> Option<BTreeMap<String, String>> {
             .collect(),
     )
 }
+
+/// CPU time (user + system) this process has used, in microseconds.
+pub fn cpu_us() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value to write into.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid rusage to write into.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    us(usage.ru_utime) + us(usage.ru_stime)
+}
+
+/// Keeps this thread (and the threads it starts later) on CPU `cpu`.
+pub fn pin_to(cpu: usize) {
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET stays in
+    // bounds for any cpu below CPU_SETSIZE, which the modulo ensures.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % libc::CPU_SETSIZE as usize, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
+            eprintln!("perf_benchmark: could not pin to CPU {cpu}");
+        }
+    }
+}
+
+/// The median of `values` (NaN when empty).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+/// What a request client reports: its rate, latency, and CPU per request.
+pub fn report_client(rate: f64, latency: Option<&Latency>, cpu_us_per_request: f64) {
+    let mut fields = vec![
+        ("per_s", format!("{rate:.1}")),
+        ("cpu_us_per_request", format!("{cpu_us_per_request:.3}")),
+    ];
+    if let Some(latency) = latency {
+        fields.extend([
+            ("p50_us", format!("{:.2}", latency.p50_us)),
+            ("p90_us", format!("{:.2}", latency.p90_us)),
+            ("p99_us", format!("{:.2}", latency.p99_us)),
+            ("max_us", format!("{:.2}", latency.max_us)),
+        ]);
+    }
+    report(&fields);
+}

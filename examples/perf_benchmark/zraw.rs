@@ -10,7 +10,7 @@ use zenoh::qos::CongestionControl;
 
 use crate::events::{BenchEvent, Ping, Pong};
 use crate::roles::consume;
-use crate::stats::{Latency, now_ns, peak_rss_kib, report};
+use crate::stats::{Latency, cpu_us, now_ns, peak_rss_kib, report};
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("encode")
@@ -89,6 +89,7 @@ pub async fn producer(locator: &str, consumers: usize, events: u64, payload: usi
     report(&[
         ("seconds", format!("{seconds:.6}")),
         ("peak_rss_kib", peak_rss_kib().to_string()),
+        ("cpu_us", format!("{:.0}", cpu_us())),
     ]);
     session.close().await.expect("close");
 }
@@ -161,10 +162,11 @@ async fn requester(locator: &str) -> (zenoh::Session, String) {
 }
 
 /// Sequential gets; latency of each.
-pub async fn roundtrip(locator: &str, count: u64, payload: usize) -> (f64, Latency) {
+pub async fn roundtrip(locator: &str, count: u64, payload: usize) -> (f64, Latency, f64) {
     let (session, key) = requester(locator).await;
     let body = vec![0xcd; payload];
     let mut samples = Vec::with_capacity(count as usize);
+    let cpu = cpu_us();
     let started = now_ns();
     for seq in 0..count {
         let sent = now_ns();
@@ -173,14 +175,16 @@ pub async fn roundtrip(locator: &str, count: u64, payload: usize) -> (f64, Laten
         samples.push(now_ns() - sent);
     }
     let rate = count as f64 / ((now_ns() - started) as f64 / 1e9);
+    let cpu = (cpu_us() - cpu) / count as f64;
     session.close().await.expect("close");
-    (rate, Latency::of(samples))
+    (rate, Latency::of(samples), cpu)
 }
 
 /// `count` gets from `tasks` concurrent tasks; gets/s.
-pub async fn pipelined(locator: &str, count: u64, tasks: usize, payload: usize) -> f64 {
+pub async fn pipelined(locator: &str, count: u64, tasks: usize, payload: usize) -> (f64, f64) {
     let (session, key) = requester(locator).await;
     let per_task = count / tasks as u64;
+    let cpu = cpu_us();
     let started = now_ns();
     let workers: Vec<_> = (0..tasks as u64)
         .map(|task| {
@@ -198,7 +202,9 @@ pub async fn pipelined(locator: &str, count: u64, tasks: usize, payload: usize) 
     for worker in workers {
         worker.await.expect("worker");
     }
-    let rate = (per_task * tasks as u64) as f64 / ((now_ns() - started) as f64 / 1e9);
+    let done = per_task * tasks as u64;
+    let rate = done as f64 / ((now_ns() - started) as f64 / 1e9);
+    let cpu = (cpu_us() - cpu) / done as f64;
     session.close().await.expect("close");
-    rate
+    (rate, cpu)
 }

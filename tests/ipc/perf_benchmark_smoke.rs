@@ -27,6 +27,8 @@ async fn every_mode_completes_with_nothing_lost() {
                 "1000",
                 "--consumers",
                 "3",
+                "--repeat",
+                "2",
                 "--json",
             ])
             .kill_on_drop(true)
@@ -51,5 +53,22 @@ async fn every_mode_completes_with_nothing_lost() {
             stdout.contains(&format!("\"mode\":\"{mode}\"")),
             "no {mode} result in:\n{stdout}"
         );
+    }
+    // Both placements, each figure once per repetition.
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object a line"))
+        .collect();
+    for pin in ["same", "split"] {
+        let roundtrip = rows
+            .iter()
+            .find(|row| row["mode"] == "roundtrip" && row["pin"] == pin)
+            .unwrap_or_else(|| panic!("no roundtrip on {pin} CPUs in:\n{stdout}"));
+        assert_eq!(
+            roundtrip["lahja_runs"].as_array().map(Vec::len),
+            Some(2),
+            "two repetitions in {roundtrip}"
+        );
+        assert_eq!(roundtrip["baseline_runs"].as_array().map(Vec::len), Some(2));
     }
 }
