@@ -67,20 +67,37 @@ impl<'de> Reader<'de> {
 
     /// The next `n` bytes, checked against what is there before anything
     /// is allocated or copied.
+    #[inline]
     fn take(&mut self, n: usize) -> Decoded<&'de [u8]> {
-        if n > self.input.len() {
-            return fail(format!(
-                "a length of {n} bytes, but only {} remain",
-                self.input.len()
-            ));
+        match self.input.split_at_checked(n) {
+            Some((taken, rest)) => {
+                self.input = rest;
+                Ok(taken)
+            }
+            None => self.too_short(n),
         }
-        let (taken, rest) = self.input.split_at(n);
-        self.input = rest;
-        Ok(taken)
     }
 
+    // Kept out of line: the hot paths (a byte at a time for a `Vec<u8>`)
+    // stay small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn too_short<T>(&self, n: usize) -> Decoded<T> {
+        fail(format!(
+            "a length of {n} bytes, but only {} remain",
+            self.input.len()
+        ))
+    }
+
+    #[inline]
     fn byte(&mut self) -> Decoded<u8> {
-        Ok(self.take(1)?[0])
+        match self.input.split_first() {
+            Some((&byte, rest)) => {
+                self.input = rest;
+                Ok(byte)
+            }
+            None => self.too_short(1),
+        }
     }
 
     fn array<const N: usize>(&mut self) -> Decoded<[u8; N]> {
@@ -136,12 +153,19 @@ impl<'de> Reader<'de> {
     }
 
     /// Counts an element that took no bytes.
+    #[inline]
     fn element_read(&mut self, before: usize) -> Decoded<()> {
         if self.input.len() == before {
-            self.empty_elements += 1;
-            if self.empty_elements > MAX_EMPTY_ELEMENTS {
-                return fail("too many elements that take no bytes");
-            }
+            return self.empty_element();
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn empty_element(&mut self) -> Decoded<()> {
+        self.empty_elements += 1;
+        if self.empty_elements > MAX_EMPTY_ELEMENTS {
+            return fail("too many elements that take no bytes");
         }
         Ok(())
     }
@@ -190,6 +214,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
         visitor.visit_i128(self.signed(128)?)
     }
 
+    #[inline]
     fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Decoded<V::Value> {
         visitor.visit_u8(self.byte()?)
     }
@@ -361,6 +386,7 @@ impl<'a, 'de> Elements<'a, 'de> {
         }
     }
 
+    #[inline]
     fn element<T>(
         &mut self,
         read: impl FnOnce(&mut Reader<'de>) -> Decoded<T>,
@@ -383,6 +409,7 @@ impl<'a, 'de> Elements<'a, 'de> {
 impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
     type Error = DecodeError;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Decoded<Option<T::Value>> {
         self.element(|reader| seed.deserialize(reader))
     }
