@@ -8,6 +8,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio::sync::{Semaphore, mpsc};
 
@@ -605,15 +606,33 @@ impl Endpoint {
                     return;
                 };
                 let (request, ticket) = incoming.into_parts();
-                match catch_unwind(AssertUnwindSafe(|| handler(request))) {
-                    Ok(answer) => {
-                        // A panic in `answer` drops the ticket unanswered:
-                        // the requester is told, the endpoint goes on.
-                        // A failed answer is logged by the ticket.
-                        runtime.spawn(async move {
-                            let _ = ticket.answer(answer.await).await;
-                            drop(permit);
-                        });
+                let Ok(answer) = catch_unwind(AssertUnwindSafe(|| handler(request))) else {
+                    tracing::warn!(
+                        request = R::NAME,
+                        "a request handler panicked; the request is dropped"
+                    );
+                    continue;
+                };
+                // A failed answer is logged by the ticket.
+                let mut answering = Box::pin(async move {
+                    let _ = ticket.answer(answer.await).await;
+                    drop(permit);
+                });
+                // Most handlers answer at once: then this task sends the
+                // answer, and only one that has to wait gets a task of its
+                // own (a task per request cost a spawn and a wake-up).
+                // A panic in `answer` drops the ticket unanswered: the
+                // requester is told, the endpoint goes on.
+                let first_poll = std::future::poll_fn(|cx| {
+                    Poll::Ready(catch_unwind(AssertUnwindSafe(|| {
+                        answering.as_mut().poll(cx)
+                    })))
+                })
+                .await;
+                match first_poll {
+                    Ok(Poll::Ready(())) => {}
+                    Ok(Poll::Pending) => {
+                        runtime.spawn(answering);
                     }
                     Err(_) => tracing::warn!(
                         request = R::NAME,
