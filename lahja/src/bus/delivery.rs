@@ -39,15 +39,17 @@ impl Rest {
 impl Core {
     /// The targets of an `E` routed by `config`; refused once stopped.
     pub(super) fn route<E: Event>(&self, config: &BroadcastConfig) -> Result<Route> {
-        let state = self.state();
+        let mut state = self.state();
         if !self.is_running() {
             return Err(self.lifecycle("cannot broadcast"));
         }
+        let state = &mut *state;
         let me = router::Me {
             name: &self.name,
             groups: &state.groups,
         };
-        router::targets(me, &state.sinks, &state.peers, E::ID, E::NAME, config)
+        let (sinks, peers, routes) = (&state.sinks, &state.peers, &mut state.remote_routes);
+        router::targets(me, sinks, peers, routes, E::ID, E::NAME, config)
     }
 
     /// `broadcast_with`: a broadcast, or a response when `config` says so.

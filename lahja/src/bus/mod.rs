@@ -46,12 +46,15 @@ use crate::{EndpointOptions, Error, RequestId};
 use id_map::IdMap;
 use peers::PeerTable;
 use requests::Pending;
+use router::RemoteRoutes;
 use subscribers::SinkTable;
 
 /// The tables, behind the core's one lock.
 pub(crate) struct State {
     sinks: SinkTable,
     peers: PeerTable,
+    /// Who subscribes to what among `peers`: cleared whenever they change.
+    remote_routes: RemoteRoutes,
     pending: IdMap<RequestId, Pending>,
     /// The groups this endpoint belongs to.
     groups: BTreeSet<String>,
@@ -105,6 +108,7 @@ impl Core {
             state: Mutex::new(State {
                 sinks: IdMap::default(),
                 peers: PeerTable::new(),
+                remote_routes: RemoteRoutes::default(),
                 pending: IdMap::default(),
                 groups,
                 version: 0,

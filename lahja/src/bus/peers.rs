@@ -51,16 +51,21 @@ impl State {
             .is_some_and(|p| Arc::ptr_eq(&p.link, link));
         if current {
             self.peers.remove(&link.name);
+            self.remote_routes.clear();
             link.close();
         }
         current
     }
 
-    /// The entry of `link`, if it is still the registered link of its name.
+    /// The entry of `link`, if it is still the registered link of its
+    /// name, to change: the routes worked out from it are forgotten.
     fn peer_mut(&mut self, link: &Arc<Link>) -> Option<&mut PeerEntry> {
-        self.peers
+        let peer = self
+            .peers
             .get_mut(&link.name)
-            .filter(|peer| Arc::ptr_eq(&peer.link, link))
+            .filter(|peer| Arc::ptr_eq(&peer.link, link))?;
+        self.remote_routes.clear();
+        Some(peer)
     }
 }
 
@@ -115,6 +120,7 @@ impl Core {
         };
         self.greet_and_insert(link, greeting, check, |state| {
             state.peers.insert(link.name.clone(), entry);
+            state.remote_routes.clear();
         })?;
         tracing::debug!(endpoint = %self.name, peer = %link.name, "connected");
         self.signal(Signal::Connections);

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::id_map::IdMap;
 use super::peers::PeerTable;
 use super::subscribers::{SinkEntry, SinkKind, SinkTable};
 use crate::link::Link;
@@ -44,7 +45,22 @@ pub(crate) struct Route {
     /// This endpoint's sinks for the ID, if it receives the event.
     pub(crate) local: Option<Arc<[SinkEntry]>>,
     /// The peers that receive it.
-    pub(crate) remote: Vec<Arc<Link>>,
+    pub(crate) remote: Arc<[Arc<Link>]>,
+}
+
+/// The peers subscribed to each event type, for broadcasts that filter
+/// nothing (most of them): worked out once per type, and forgotten
+/// whenever a peer joins, leaves, or changes its subscriptions or groups.
+/// Without it every broadcast walked the whole peer table, hashed the ID
+/// once per peer, and built and dropped a list of links.
+#[derive(Default)]
+pub(crate) struct RemoteRoutes(IdMap<EventId, Arc<[Arc<Link>]>>);
+
+impl RemoteRoutes {
+    /// Forgets every route (the peer table changed).
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 impl Route {
@@ -78,6 +94,7 @@ pub(crate) fn targets(
     me: Me<'_>,
     sinks: &SinkTable,
     peers: &PeerTable,
+    routes: &mut RemoteRoutes,
     id: EventId,
     name: &'static str,
     config: &BroadcastConfig,
@@ -90,16 +107,25 @@ pub(crate) fn targets(
     let local = allowed(me.name, me.groups)
         .then(|| sinks.get(&id).cloned())
         .flatten();
-    let remote = if config.internal {
-        Vec::new()
-    } else {
+    let subscribed = |peers: &PeerTable, allowed: &dyn Fn(&str, &BTreeSet<String>) -> bool| {
         peers
             .iter()
             .filter(|(peer, entry)| {
                 allowed(peer, &entry.groups) && entry.subscriptions.contains(&id)
             })
             .map(|(_, entry)| entry.link.clone())
-            .collect()
+            .collect::<Arc<[_]>>()
+    };
+    let remote = if config.internal {
+        Arc::from([])
+    } else if config.filter_endpoint.is_none() && config.filter_group.is_none() {
+        routes
+            .0
+            .entry(id)
+            .or_insert_with(|| subscribed(peers, &|_, _| true))
+            .clone()
+    } else {
+        subscribed(peers, &allowed)
     };
     if config.require_subscriber && local.is_none() && remote.is_empty() {
         return Err(Error::NoSubscribers { event: name });

@@ -38,7 +38,7 @@ async fn a_removed_peer_s_queue_is_closed_before_the_lock_is_released() {
     let mut state = core.state();
     assert!(state.remove_peer_entry(&link));
     assert!(!state.peers.contains_key("peer"));
-    for target in &route.remote {
+    for target in route.remote.iter() {
         assert_eq!(
             target.offer(&[0]),
             Err(TryPushError::Closed),

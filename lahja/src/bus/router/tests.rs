@@ -141,7 +141,15 @@ fn broadcast_targets_for_every_config() {
     ];
     for (only, internal, require, expected) in table {
         let config = config(*only, *internal, *require);
-        let got = reach(targets(me(), &sinks, &peers, X, "X", &config));
+        let got = reach(targets(
+            me(),
+            &sinks,
+            &peers,
+            &mut RemoteRoutes::default(),
+            X,
+            "X",
+            &config,
+        ));
         assert_eq!(got, owned(expected), "{config:?}");
     }
 }
@@ -186,7 +194,15 @@ fn group_targets_for_every_config() {
     for (group, internal, require, expected) in table {
         let mut config = config(None, *internal, *require);
         config.filter_group = group.map(str::to_owned);
-        let got = reach(targets(me, &sinks, &peers, X, "X", &config));
+        let got = reach(targets(
+            me,
+            &sinks,
+            &peers,
+            &mut RemoteRoutes::default(),
+            X,
+            "X",
+            &config,
+        ));
         assert_eq!(got, owned(expected), "{config:?}");
     }
 }
@@ -212,7 +228,15 @@ fn a_group_and_a_name_narrow_each_other() {
     for (name, group, expected) in table {
         let mut config = BroadcastConfig::to(*name);
         config.filter_group = Some(group.to_string());
-        let got = reach(targets(me, &sinks, &peers, X, "X", &config));
+        let got = reach(targets(
+            me,
+            &sinks,
+            &peers,
+            &mut RemoteRoutes::default(),
+            X,
+            "X",
+            &config,
+        ));
         assert_eq!(got, owned(expected), "{config:?}");
     }
 }
@@ -237,6 +261,7 @@ fn broadcast_targets_for_every_subscriber_set() {
             me(),
             &sinks,
             &peers,
+            &mut RemoteRoutes::default(),
             X,
             "X",
             &config(None, false, true),
@@ -254,6 +279,7 @@ fn a_request_waits_for_every_endpoint_it_reaches() {
         me(),
         &sinks(&[X]),
         &peers,
+        &mut RemoteRoutes::default(),
         X,
         "X",
         &BroadcastConfig::default(),
@@ -266,7 +292,16 @@ fn a_request_waits_for_every_endpoint_it_reaches() {
         .collect();
     waits[1..].sort();
     assert_eq!(waits, ["me", "a", "b"]);
-    let route = targets(me(), &sinks(&[]), &peers, X, "X", &BroadcastConfig::to("b")).unwrap();
+    let route = targets(
+        me(),
+        &sinks(&[]),
+        &peers,
+        &mut RemoteRoutes::default(),
+        X,
+        "X",
+        &BroadcastConfig::to("b"),
+    )
+    .unwrap();
     assert_eq!(route.endpoints(&name), [Arc::<str>::from("b")]);
 }
 
@@ -354,4 +389,34 @@ fn only_a_target_may_answer() {
     assert!(may_answer(&targets, "a"));
     assert!(!may_answer(&targets, "b"));
     assert!(!may_answer(&[], "a"));
+}
+
+/// An unfiltered route is worked out once per type and kept until the
+/// table changes (the core clears it then); a filtered one never uses it.
+#[test]
+fn unfiltered_remote_routes_are_kept_until_cleared() {
+    let names = |route: &Route| {
+        let mut names: Vec<String> = route.remote.iter().map(|p| p.name.to_string()).collect();
+        names.sort();
+        names
+    };
+    let all = BroadcastConfig::default();
+    let mut routes = RemoteRoutes::default();
+    let before = peers(&[("a", &[X]), ("b", &[X, Y])]);
+    let first = targets(me(), &sinks(&[]), &before, &mut routes, X, "X", &all).unwrap();
+    assert_eq!(names(&first), ["a", "b"]);
+    // The table changed but nobody cleared: the kept route answers, the
+    // same list, not walked again.
+    let after = peers(&[("c", &[X])]);
+    let kept = targets(me(), &sinks(&[]), &after, &mut routes, X, "X", &all).unwrap();
+    assert!(Arc::ptr_eq(&first.remote, &kept.remote));
+    // Another type, and any filter, read the table itself.
+    let other = targets(me(), &sinks(&[]), &after, &mut routes, Y, "Y", &all);
+    assert!(matches!(other, Err(Error::NoSubscribers { event: "Y" })));
+    let to_c = BroadcastConfig::to("c");
+    let filtered = targets(me(), &sinks(&[]), &after, &mut routes, X, "X", &to_c).unwrap();
+    assert_eq!(names(&filtered), ["c"]);
+    routes.clear();
+    let fresh = targets(me(), &sinks(&[]), &after, &mut routes, X, "X", &all).unwrap();
+    assert_eq!(names(&fresh), ["c"]);
 }
