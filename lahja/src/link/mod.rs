@@ -108,6 +108,12 @@ impl Link {
         self.queue.try_push(frame)
     }
 
+    /// [`offer`](Self::offer) as one of many peers: queued for the writer,
+    /// never written through (see [`Outgoing::try_push_queued`]).
+    pub(crate) fn offer_queued(&self, frame: &[u8]) -> Result<(), TryPushError> {
+        self.queue.try_push_queued(frame)
+    }
+
     /// Queues `frame`, waiting for room.
     pub(crate) async fn send(&self, frame: &[u8]) -> Result<(), Closed> {
         self.queue.push(frame).await
@@ -163,8 +169,13 @@ pub(crate) struct Offered {
 /// the whole set here.
 pub(crate) fn offer_all(frame: &[u8], links: &[Arc<Link>]) -> Offered {
     let mut offered = Offered::default();
+    let fan_out = links.len() > 1;
     for link in links {
-        match link.offer(frame) {
+        let offer = match fan_out {
+            true => link.offer_queued(frame),
+            false => link.offer(frame),
+        };
+        match offer {
             Ok(()) => {}
             Err(TryPushError::Full) => offered.full.push(link.clone()),
             Err(TryPushError::Closed) => offered.closed.push(link.name.clone()),

@@ -4,7 +4,8 @@
 //! On an idle connection (nothing queued or being written, and nothing
 //! written in the last moments) the sender writes its frame to the socket
 //! itself, without waking the writer task: one thread hop less per
-//! message. Otherwise the frame is queued, and the writer swaps the whole
+//! message (but never for a frame offered to several peers at once: each
+//! of them alone looks idle). Otherwise the frame is queued, and the writer swaps the whole
 //! buffer out and writes it at once, so a burst of small events becomes a
 //! few large writes. The bound counts the
 //! batch being written too, so a peer's queued bytes never exceed
@@ -139,11 +140,13 @@ impl Outgoing {
         queued == 0 || queued + frame.len() <= self.limit
     }
 
-    fn append(&self, mut buffer: std::sync::MutexGuard<'_, Buffer>, frame: &[u8]) {
+    /// Queues `frame`, or writes it to the socket at once when `through`
+    /// allows and the connection is idle.
+    fn append(&self, mut buffer: std::sync::MutexGuard<'_, Buffer>, frame: &[u8], through: bool) {
         buffer.sent_frames += 1;
         buffer.sent_bytes += frame.len() as u64;
         let mut rest = frame;
-        let idle = buffer.queued() == 0 && buffer.last_write.elapsed() >= BUSY_GAP;
+        let idle = through && buffer.queued() == 0 && buffer.last_write.elapsed() >= BUSY_GAP;
         if let Some(carrier) = buffer.carrier.as_ref().filter(|_| idle) {
             // Nothing is ahead of this frame, and holding the lock keeps the
             // writer from starting: the order is kept. What does not fit in
@@ -186,7 +189,7 @@ impl Outgoing {
                     return Err(Closed);
                 }
                 if self.fits(&buffer, frame) {
-                    self.append(buffer, frame);
+                    self.append(buffer, frame, true);
                     return Ok(());
                 }
                 // Registered before the lock is released: no wake-up is missed.
@@ -198,11 +201,24 @@ impl Outgoing {
 
     /// Queues `frame` if there is room.
     pub(crate) fn try_push(&self, frame: &[u8]) -> Result<(), TryPushError> {
+        self.try_push_through(frame, true)
+    }
+
+    /// [`try_push`](Self::try_push), but never writing through: the writer
+    /// task sends it. For a frame that goes to many peers at once: each
+    /// peer alone looks idle (its frames come a fan-out apart), and writing
+    /// through would cost the sender a write per frame per peer, where the
+    /// writers batch.
+    pub(crate) fn try_push_queued(&self, frame: &[u8]) -> Result<(), TryPushError> {
+        self.try_push_through(frame, false)
+    }
+
+    fn try_push_through(&self, frame: &[u8], through: bool) -> Result<(), TryPushError> {
         let buffer = self.lock();
         if buffer.closed {
             Err(TryPushError::Closed)
         } else if self.fits(&buffer, frame) {
-            self.append(buffer, frame);
+            self.append(buffer, frame, through);
             Ok(())
         } else {
             Err(TryPushError::Full)
@@ -222,7 +238,7 @@ impl Outgoing {
         if buffer.queued() + frame.len() > 2 * self.limit + CONTROL_SLACK {
             return Err(Overflow);
         }
-        self.append(buffer, frame);
+        self.append(buffer, frame, true);
         Ok(())
     }
 
