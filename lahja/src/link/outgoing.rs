@@ -391,6 +391,38 @@ mod tests {
         assert_eq!(queue.queued(), before + 4);
     }
 
+    /// Counts what the sender wrote through, taking every byte offered.
+    #[derive(Default)]
+    struct Through(std::sync::atomic::AtomicUsize);
+
+    impl Carrier for Through {
+        fn write_all<'a>(&'a self, _: &'a [u8]) -> super::super::carrier::Writing<'a> {
+            Box::pin(async { Ok(()) })
+        }
+        fn try_write(&self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(bytes.len())
+        }
+        fn finish(&self) {}
+    }
+
+    /// On an idle connection a frame for this peer alone is written
+    /// through; one offered to many peers at once waits for the writer.
+    #[tokio::test]
+    async fn only_a_frame_for_one_peer_is_written_through() {
+        let through = Arc::new(Through::default());
+        let queue = Outgoing::new(1024);
+        queue.attach(through.clone());
+        queue.try_push_queued(&[1; 8]).unwrap();
+        assert_eq!(through.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(queue.queued(), 8);
+        let idle = Outgoing::new(1024);
+        idle.attach(through.clone());
+        idle.try_push(&[1; 8]).unwrap();
+        assert_eq!(through.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(idle.queued(), 0);
+    }
+
     #[tokio::test]
     async fn the_greeting_then_the_latest_announcement_go_first() {
         let queue = Arc::new(Outgoing::new(64));
