@@ -347,11 +347,13 @@ impl Outgoing {
                 buffer.last_write = Instant::now();
             }
             self.space.notify_waiters();
-            batch.clear();
-            // Give back memory after a burst of huge frames.
-            if batch.capacity() > 2 * self.limit {
+            // Give back memory once a burst of huge frames is over: while
+            // they come, the batch keeps its size (shrinking after each
+            // cost an allocation and its page faults per frame).
+            if batch.capacity() > 2 * self.limit && batch.len() <= self.limit {
                 batch.shrink_to(self.limit);
             }
+            batch.clear();
         }
         carrier.finish();
     }
