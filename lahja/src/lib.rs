@@ -224,6 +224,27 @@ pub use subscription::Subscription;
 /// ```
 pub use lahja_derive::Event;
 
+/// Byte buffers that encode in one copy: put
+/// `#[serde(with = "lahja::serde_bytes")]` on a `Vec<u8>` field (or use
+/// [`serde_bytes::ByteBuf`]). A plain `Vec<u8>` goes through serde one
+/// element at a time, which for a megabyte is a million calls each way;
+/// the wire format is the same (a length, then the bytes), but the schema
+/// says "bytes", so both ends must declare the field alike.
+///
+/// ```
+/// use lahja::Event;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// struct Chunk {
+///     offset: u64,
+///     #[serde(with = "lahja::serde_bytes")]
+///     data: Vec<u8>,
+/// }
+/// # let _ = Chunk { offset: 0, data: vec![1, 2, 3] };
+/// ```
+pub use serde_bytes;
+
 /// What the derive's generated code names. Not a public API.
 #[doc(hidden)]
 pub mod __private {
