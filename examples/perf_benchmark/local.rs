@@ -10,7 +10,7 @@ pub async fn with_lahja(events: u64, payload: usize) -> f64 {
     let producer = tokio::spawn({
         let endpoint = endpoint.clone();
         async move {
-            let body = vec![0xab; payload];
+            let body = crate::stats::payload(payload);
             for seq in 0..events {
                 let event = BenchEvent {
                     seq,
@@ -36,7 +36,7 @@ pub async fn with_tokio(events: u64, payload: usize) -> f64 {
     let capacity = lahja::EndpointOptions::default().stream_capacity;
     let (tx, mut rx) = tokio::sync::broadcast::channel::<BenchEvent>(capacity);
     let producer = tokio::spawn(async move {
-        let body = vec![0xab; payload];
+        let body = crate::stats::payload(payload);
         for seq in 0..events {
             while tx.len() >= capacity {
                 tokio::task::yield_now().await;

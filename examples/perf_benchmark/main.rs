@@ -43,6 +43,7 @@
 //!   the producer and consumers together.
 
 mod local;
+mod plots;
 mod raw;
 mod roles;
 mod stats;
@@ -69,6 +70,8 @@ mod events {
     pub struct BenchEvent {
         pub seq: u64,
         pub sent_ns: u64,
+        // One copy, not one call per byte (see `lahja::serde_bytes`).
+        #[serde(with = "lahja::serde_bytes")]
         pub payload: Vec<u8>,
     }
 
@@ -88,6 +91,7 @@ mod events {
     #[request(response = Pong)]
     pub struct Ping {
         pub seq: u64,
+        #[serde(with = "lahja::serde_bytes")]
         pub payload: Vec<u8>,
     }
 
@@ -95,11 +99,27 @@ mod events {
     #[event(name = "bench.Pong")]
     pub struct Pong {
         pub seq: u64,
+        #[serde(with = "lahja::serde_bytes")]
         pub payload: Vec<u8>,
     }
 }
 
 const IN_FLIGHT: usize = 64;
+
+/// The widths of the `fanout` sweep: consumer processes of one producer.
+const FAN_OUTS: [usize; 5] = [1, 4, 16, 50, 100];
+
+/// The sizes of the `payloads` sweep, to one consumer.
+const PAYLOADS: [usize; 7] = [64, 1 << 10, 16 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20];
+
+/// `size` as 64 B, 16 KiB, 1 MiB...
+fn bytes(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
 
 /// Where the role processes run.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -151,6 +171,8 @@ struct Options {
     repeat: usize,
     pins: Vec<Pin>,
     runtime: String,
+    /// Where to write SVG plots, if anywhere.
+    plots: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -160,9 +182,9 @@ enum Output {
     Markdown,
 }
 
-const USAGE: &str = "usage: perf_benchmark [--mode broadcast|request|roundtrip|local|stalled|tapped|all] \
+const USAGE: &str = "usage: perf_benchmark [--mode broadcast|request|roundtrip|local|stalled|tapped|fanout|payloads|all|readme] \
      [--transport socket|zenoh] [--consumers N[,N...]] [--events N] [--payload-bytes N] \
-     [--repeat N] [--pin same,split,free] [--runtime current|multi] [--json|--markdown]";
+     [--repeat N] [--pin same,split,free] [--runtime current|multi] [--plots DIR] [--json|--markdown]";
 
 fn parse_options(args: &[String]) -> Options {
     let mut options = Options {
@@ -175,6 +197,7 @@ fn parse_options(args: &[String]) -> Options {
         repeat: 5,
         pins: vec![Pin::Same, Pin::Split],
         runtime: "current".into(),
+        plots: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -214,6 +237,7 @@ fn parse_options(args: &[String]) -> Options {
                 runtime @ ("current" | "multi") => options.runtime = runtime.into(),
                 other => usage(&format!("unknown runtime {other}")),
             },
+            "--plots" => options.plots = Some(PathBuf::from(value())),
             "--json" => options.output = Output::Json,
             "--markdown" => options.output = Output::Markdown,
             other => usage(&format!("unknown option {other}")),
@@ -300,6 +324,18 @@ async fn orchestrate(options: Options) {
         "local" => &["local"],
         "stalled" => &["stalled"],
         "tapped" => &["tapped"],
+        "fanout" => &["fanout"],
+        "payloads" => &["payloads"],
+        // What the README shows: `all` and both sweeps, from one run.
+        "readme" => &[
+            "broadcast",
+            "roundtrip",
+            "request",
+            "local",
+            "stalled",
+            "fanout",
+            "payloads",
+        ],
         other => usage(&format!("unknown mode {other}")),
     };
     let mut bench = Bench {
@@ -311,6 +347,8 @@ async fn orchestrate(options: Options) {
         pin: Pin::Free,
         repetition: 0,
         rows: Vec::new(),
+        quantiles: Vec::new(),
+        payload_sizes: Vec::new(),
         failures: Vec::new(),
     };
     // Repetitions outermost, and lahja and the baseline alternating who
@@ -340,6 +378,28 @@ async fn orchestrate(options: Options) {
                     "stalled" if repetition == 0 => bench.stalled().await,
                     "stalled" => {}
                     "tapped" => bench.tapped(options.events.unwrap_or(1_000_000)).await,
+                    "fanout" => {
+                        for consumers in FAN_OUTS {
+                            // About the same deliveries at every width.
+                            let events = options.events.unwrap_or(4_000_000 / consumers as u64);
+                            let label = format!("fan-out x{consumers}");
+                            bench.broadcast_as(&label, consumers, events).await;
+                        }
+                    }
+                    "payloads" => {
+                        let payload = bench.payload;
+                        for size in PAYLOADS {
+                            bench.payload = size;
+                            // About 1 GiB each, from 64 events to 1 M.
+                            let events = options
+                                .events
+                                .unwrap_or(((1 << 30) / size as u64).clamp(64, 1_000_000));
+                            let label = format!("payload {}", bytes(size));
+                            bench.broadcast_as(&label, 1, events).await;
+                            bench.payload_sizes.push((label, size));
+                        }
+                        bench.payload = payload;
+                    }
                     _ => unreachable!(),
                 }
             }
@@ -350,6 +410,11 @@ async fn orchestrate(options: Options) {
     let modes: Vec<String> = bench.rows.iter().map(|r| r.mode.clone()).collect();
     let first = |mode: &str| modes.iter().position(|m| m == mode);
     bench.rows.sort_by_key(|r| (first(&r.mode), r.pin as u8));
+    if let Some(folder) = &options.plots {
+        if let Err(error) = draw_plots(&bench, folder) {
+            bench.failures.push(format!("plots: {error}"));
+        }
+    }
     match options.output {
         Output::Text => print_rows(&bench.rows),
         Output::Json => print_json(&bench.rows),
@@ -474,6 +539,10 @@ struct Bench {
     /// Which repetition this is (from 0).
     repetition: usize,
     rows: Vec<Row>,
+    /// Round-trip latency quantiles of each run: placement, who, values.
+    quantiles: Vec<(Pin, &'static str, Vec<f64>)>,
+    /// The payload size of each `payloads` mode label.
+    payload_sizes: Vec<(String, usize)>,
     failures: Vec<String>,
 }
 
@@ -712,6 +781,12 @@ impl Bench {
     }
 
     async fn broadcast(&mut self, consumers: usize, events: u64) {
+        self.broadcast_as(&format!("broadcast x{consumers}"), consumers, events)
+            .await
+    }
+
+    /// A broadcast run, lahja's and the baseline's, in rows of mode `mode`.
+    async fn broadcast_as(&mut self, mode: &str, consumers: usize, events: u64) {
         let (lahja, (raw, baseline)) = if self.baseline_first() {
             let raw = self.raw_broadcast(consumers, events).await;
             (
@@ -725,12 +800,17 @@ impl Bench {
                 .await;
             (lahja, self.raw_broadcast(consumers, events).await)
         };
-        let mode = format!("broadcast x{consumers}");
+        let megabytes = |per_s: f64| per_s * self.payload as f64 / 1e6;
         let rows = [
             (
                 "events/s per consumer",
                 lahja.per_consumer,
                 raw.per_consumer,
+            ),
+            (
+                "MB/s per consumer",
+                megabytes(lahja.per_consumer),
+                megabytes(raw.per_consumer),
             ),
             ("deliveries/s total", lahja.total, raw.total),
             ("latency p50 (us)", lahja.p50_us, raw.p50_us),
@@ -752,7 +832,7 @@ impl Bench {
             ),
         ];
         for (metric, lahja, raw) in rows {
-            self.row(&mode, metric, lahja, Some(raw), baseline);
+            self.row(mode, metric, lahja, Some(raw), baseline);
         }
     }
 
@@ -810,6 +890,13 @@ impl Bench {
         for (metric, key) in rows {
             let (lahja, raw) = (field(&lahja, key), field(&raw, key));
             self.row("roundtrip", metric, lahja, Some(raw), baseline);
+        }
+        for (who, result) in [("lahja", &lahja), (baseline, &raw)] {
+            let quantiles = result
+                .get("quantiles_us")
+                .map(|q| q.split(';').filter_map(|v| v.parse().ok()).collect())
+                .unwrap_or_default();
+            self.quantiles.push((self.pin, who, quantiles));
         }
     }
 
@@ -903,6 +990,83 @@ impl Bench {
     }
 }
 
+/// The SVG plots of `bench` into `folder`: what it measured of each.
+fn draw_plots(bench: &Bench, folder: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(folder)?;
+    let mut latency = Vec::new();
+    let mut placements: Vec<Pin> = bench.quantiles.iter().map(|(pin, ..)| *pin).collect();
+    placements.sort_by_key(|pin| *pin as u8);
+    placements.dedup();
+    for pin in placements {
+        let mut who: Vec<&str> = bench.quantiles.iter().map(|(_, w, _)| *w).collect();
+        who.sort();
+        who.dedup();
+        for name in who {
+            let runs: Vec<Vec<f64>> = bench
+                .quantiles
+                .iter()
+                .filter(|(p, w, _)| *p == pin && *w == name)
+                .map(|(.., q)| q.clone())
+                .collect();
+            latency.push(plots::Line {
+                label: format!("{name}, {} CPUs", pin.name()),
+                points: plots::distribution(&runs),
+            });
+        }
+    }
+    if !latency.is_empty() {
+        plots::draw(
+            &folder.join("roundtrip-latency.svg"),
+            "Round trip latency, 64 B requests",
+            (
+                "latency (us, log scale)",
+                "fraction of round trips at or below",
+            ),
+            false,
+            &latency,
+        )?;
+    }
+    let mut throughput = Vec::new();
+    let mut placements: Vec<Pin> = bench.rows.iter().map(|r| r.pin).collect();
+    placements.sort_by_key(|pin| *pin as u8);
+    placements.dedup();
+    for pin in placements {
+        let rows = || {
+            bench.rows.iter().filter(move |r| {
+                r.pin == pin && r.metric == "MB/s per consumer" && r.mode.starts_with("payload ")
+            })
+        };
+        let size = |mode: &str| {
+            bench
+                .payload_sizes
+                .iter()
+                .find(|(label, _)| label == mode)
+                .map(|(_, size)| *size as f64)
+        };
+        let line = |name: &str, values: &dyn Fn(&Row) -> f64| plots::Line {
+            label: format!("{name}, {} CPUs", pin.name()),
+            points: rows()
+                .filter_map(|r| Some((size(&r.mode)?, values(r))))
+                .collect(),
+        };
+        let lahja = line("lahja (socket)", &|r| stats::median(&r.lahja));
+        let raw = line("raw socket (best shape)", &|r| stats::median(&r.baseline));
+        if !lahja.points.is_empty() {
+            throughput.extend([lahja, raw]);
+        }
+    }
+    if !throughput.is_empty() {
+        plots::draw(
+            &folder.join("payload-throughput.svg"),
+            "Throughput to one consumer by payload size",
+            ("payload (bytes, log scale)", "MB/s (log scale)"),
+            true,
+            &throughput,
+        )?;
+    }
+    Ok(())
+}
+
 /// A figure with three significant digits at least.
 fn figure(value: f64) -> String {
     match value.abs() {
@@ -966,6 +1130,7 @@ fn print_json(rows: &[Row]) {
 /// The metrics the README's table shows.
 const README_METRICS: &[&str] = &[
     "events/s per consumer",
+    "MB/s per consumer",
     "deliveries/s total",
     "latency p50 (us)",
     "latency p99 (us)",

@@ -96,7 +96,7 @@ async fn direct_producer(path: &Path, consumers: usize, events: u64, payload: us
         writers.push(BufWriter::with_capacity(64 * 1024, stream));
     }
     let started = now_ns();
-    let body = vec![0xab; payload];
+    let body = crate::stats::payload(payload);
     let mut frame = Vec::with_capacity(payload + 64);
     for seq in 0..events {
         let event = BenchEvent::sent_now(seq, &body);
@@ -137,7 +137,7 @@ async fn queued_producer(path: &Path, consumers: usize, events: u64, payload: us
         }));
     }
     let started = now_ns();
-    let body = vec![0xab; payload];
+    let body = crate::stats::payload(payload);
     for seq in 0..events {
         let event = BenchEvent::sent_now(seq, &body);
         let mut frame = Vec::with_capacity(payload + 64);
@@ -209,7 +209,7 @@ pub async fn roundtrip(path: &Path, count: u64, payload: usize) -> (f64, Latency
     let mut buf = Vec::new();
     let mut out = Vec::new();
     let mut samples = Vec::with_capacity(count as usize);
-    let body = vec![0xcd; payload];
+    let body = crate::stats::payload(payload);
     let cpu = cpu_us();
     let started = now_ns();
     for seq in 0..count {
@@ -247,7 +247,7 @@ pub async fn pipelined(path: &Path, count: u64, in_flight: usize, payload: usize
         let window = window.clone();
         async move {
             let mut writer = BufWriter::with_capacity(64 * 1024, write);
-            let body = vec![0xcd; payload];
+            let body = crate::stats::payload(payload);
             let mut out = Vec::new();
             for seq in 0..count {
                 let permit = match window.try_acquire() {

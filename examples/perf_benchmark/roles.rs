@@ -103,11 +103,20 @@ pub async fn consume(events: u64, mut next: impl AsyncFnMut() -> Option<BenchEve
     ]);
 }
 
+/// The options of the benchmark's broadcast endpoints: the defaults, but
+/// frames up to 64 MiB (the payload sweep sends 16 MiB events).
+fn options() -> EndpointOptions {
+    EndpointOptions {
+        max_frame_bytes: 64 << 20,
+        ..Default::default()
+    }
+}
+
 /// lahja broadcast producer: serves, waits for `consumers` subscribers,
 /// broadcasts, then stops (which flushes what is queued). With `tapped`,
 /// an observer taps it first and never reads (the `tapped` mode).
 pub async fn producer(meet: &Meet, consumers: usize, events: u64, payload: usize, tapped: bool) {
-    let endpoint = meet.serve("producer", EndpointOptions::default()).await;
+    let endpoint = meet.serve("producer", options()).await;
     let _stalled_tap = match (tapped, meet) {
         (true, Meet::Socket(path)) => {
             let mut observer = lahja::introspect::Observer::connect(path)
@@ -126,7 +135,7 @@ pub async fn producer(meet: &Meet, consumers: usize, events: u64, payload: usize
             .expect("consumer");
     }
     let started = now_ns();
-    let body = vec![0xab; payload];
+    let body = crate::stats::payload(payload);
     for seq in 0..events {
         let event = BenchEvent::sent_now(seq, &body);
         endpoint.broadcast(event).await.expect("broadcast");
@@ -143,9 +152,7 @@ pub async fn producer(meet: &Meet, consumers: usize, events: u64, payload: usize
 /// lahja broadcast consumer: streams every event.
 pub async fn consumer(meet: &Meet, index: usize, events: u64) {
     let name = format!("consumer-{index}");
-    let endpoint = meet
-        .connect(&name, "producer", EndpointOptions::default())
-        .await;
+    let endpoint = meet.connect(&name, "producer", options()).await;
     let mut stream = endpoint.stream::<BenchEvent>();
     consume(events, async || stream.next().await).await;
 }
@@ -174,7 +181,7 @@ async fn requester(meet: &Meet) -> Endpoint {
 /// CPU time per request.
 pub async fn roundtrip(meet: &Meet, count: u64, payload: usize) -> (f64, Latency, f64) {
     let endpoint = requester(meet).await;
-    let body = vec![0xcd; payload];
+    let body = crate::stats::payload(payload);
     let mut samples = Vec::with_capacity(count as usize);
     let cpu = cpu_us();
     let started = now_ns();
@@ -206,7 +213,7 @@ pub async fn pipelined(meet: &Meet, count: u64, tasks: usize, payload: usize) ->
     let workers: Vec<_> = (0..tasks as u64)
         .map(|task| {
             let endpoint = endpoint.clone();
-            let body = vec![0xcd; payload];
+            let body = crate::stats::payload(payload);
             tokio::spawn(async move {
                 for i in 0..per_task {
                     let seq = task * per_task + i;
@@ -245,7 +252,7 @@ pub async fn stall_producer(path: &Path, seconds: f64, payload: usize, options: 
         .expect("consumer");
     let rss_before = rss_kib();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
-    let body = vec![0xab; payload];
+    let body = crate::stats::payload(payload);
     let mut sent = 0u64;
     let mut blocked = false;
     while tokio::time::Instant::now() < deadline {

@@ -23,12 +23,20 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// The points of the latency distribution that plots draw, in percent.
+pub const QUANTILES: [f64; 17] = [
+    0.1, 1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 95.0, 99.0, 99.5, 99.9,
+    100.0,
+];
+
 /// Latency summary in microseconds.
 pub struct Latency {
     pub p50_us: f64,
     pub p90_us: f64,
     pub p99_us: f64,
     pub max_us: f64,
+    /// At each of [`QUANTILES`].
+    pub quantiles_us: Vec<f64>,
 }
 
 impl Latency {
@@ -40,6 +48,10 @@ impl Latency {
             p90_us: us(percentile(&samples_ns, 90.0)),
             p99_us: us(percentile(&samples_ns, 99.0)),
             max_us: us(samples_ns.last().copied().unwrap_or(0)),
+            quantiles_us: QUANTILES
+                .iter()
+                .map(|&q| us(percentile(&samples_ns, q)))
+                .collect(),
         }
     }
 }
@@ -134,6 +146,26 @@ pub fn report_client(rate: f64, latency: Option<&Latency>, cpu_us_per_request: f
             ("p99_us", format!("{:.2}", latency.p99_us)),
             ("max_us", format!("{:.2}", latency.max_us)),
         ]);
+        let quantiles: Vec<String> = latency
+            .quantiles_us
+            .iter()
+            .map(|q| format!("{q:.2}"))
+            .collect();
+        fields.push(("quantiles_us", quantiles.join(";")));
     }
     report(&fields);
+}
+
+/// `len` pseudo-random bytes (xorshift, fixed seed): a body snappy cannot
+/// shrink, so compression neither cheats nor hides.
+pub fn payload(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
 }

@@ -73,7 +73,7 @@ pub async fn producer(locator: &str, consumers: usize, events: u64, payload: usi
         .await
         .expect("publisher");
     let started = now_ns();
-    let body = vec![0xab; payload];
+    let body = crate::stats::payload(payload);
     for seq in 0..events {
         let event = BenchEvent::sent_now(seq, &body);
         publisher.put(encode(&event)).await.expect("put");
@@ -164,7 +164,7 @@ async fn requester(locator: &str) -> (zenoh::Session, String) {
 /// Sequential gets; latency of each.
 pub async fn roundtrip(locator: &str, count: u64, payload: usize) -> (f64, Latency, f64) {
     let (session, key) = requester(locator).await;
-    let body = vec![0xcd; payload];
+    let body = crate::stats::payload(payload);
     let mut samples = Vec::with_capacity(count as usize);
     let cpu = cpu_us();
     let started = now_ns();
@@ -189,7 +189,7 @@ pub async fn pipelined(locator: &str, count: u64, tasks: usize, payload: usize) 
     let workers: Vec<_> = (0..tasks as u64)
         .map(|task| {
             let (session, key) = (session.clone(), key.clone());
-            let body = vec![0xcd; payload];
+            let body = crate::stats::payload(payload);
             tokio::spawn(async move {
                 for i in 0..per_task {
                     let seq = task * per_task + i;
