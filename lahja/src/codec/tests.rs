@@ -33,28 +33,10 @@ struct Rich {
     shapes: Vec<Shape>,
     map: BTreeMap<String, Option<u16>>,
     tuple: (u8, (), String),
-    #[serde(with = "serde_bytes_like")]
+    // What the docs advise for byte buffers: `serialize_bytes` and
+    // `deserialize_byte_buf`.
+    #[serde(with = "serde_bytes")]
     raw: Vec<u8>,
-}
-
-/// `serialize_bytes` / `deserialize_byte_buf`, as `serde_bytes` does.
-mod serde_bytes_like {
-    pub(super) fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct Bytes;
-        impl serde::de::Visitor<'_> for Bytes {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-        }
-        d.deserialize_byte_buf(Bytes)
-    }
 }
 
 fn bincode_decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
