@@ -27,7 +27,8 @@
 //!   zenoh (a publisher with `CongestionControl::Block`, `get` against a
 //!   queryable); for `local`, `tokio::sync::broadcast`.
 //! - **Runtimes.** Each role runs on a current-thread tokio runtime
-//!   (`--runtime multi` for tokio's default), lahja and the baseline alike.
+//!   (`--runtime multi` for tokio's default), lahja and the baseline alike;
+//!   over zenoh, which needs one, on a multi-thread runtime.
 //! - **Placement.** `--pin` measures each placement in turn: `same` puts
 //!   every process on CPU 0, `split` puts servers on CPU 0 and clients on
 //!   CPU 1 (a round trip then crosses cores), `free` leaves it to the
@@ -108,6 +109,9 @@ const IN_FLIGHT: usize = 64;
 
 /// The widths of the `fanout` sweep: consumer processes of one producer.
 const FAN_OUTS: [usize; 5] = [1, 4, 16, 50, 100];
+
+/// The sizes of the `mesh` sweep: endpoints, each connected to all others.
+const MESHES: [usize; 4] = [4, 16, 32, 50];
 
 /// The sizes of the `payloads` sweep, to one consumer.
 const PAYLOADS: [usize; 7] = [64, 1 << 10, 16 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20];
@@ -326,6 +330,7 @@ async fn orchestrate(options: Options) {
         "tapped" => &["tapped"],
         "fanout" => &["fanout"],
         "payloads" => &["payloads"],
+        "mesh" => &["mesh"],
         // What the README shows: `all` and both sweeps, from one run.
         "readme" => &[
             "broadcast",
@@ -335,6 +340,7 @@ async fn orchestrate(options: Options) {
             "stalled",
             "fanout",
             "payloads",
+            "mesh",
         ],
         other => usage(&format!("unknown mode {other}")),
     };
@@ -353,13 +359,28 @@ async fn orchestrate(options: Options) {
     };
     // Repetitions outermost, and lahja and the baseline alternating who
     // goes first: drift on a shared machine spreads over both.
+    // `readme` with the zenoh feature measures over zenoh too, in the same
+    // run: the modes that depend on the transport.
+    let transports: &[bool] = match (options.zenoh, options.mode.as_str()) {
+        (true, _) => &[true],
+        (false, "readme") if cfg!(feature = "zenoh") => &[false, true],
+        _ => &[false],
+    };
     for repetition in 0..options.repeat {
         bench.repetition = repetition;
         for (placement, &pin) in options.pins.iter().enumerate() {
             bench.pin = pin;
-            for mode in modes {
+            for (mode, zenoh) in transports
+                .iter()
+                .flat_map(|&zenoh| modes.iter().map(move |mode| (mode, zenoh)))
+            {
+                let by_socket_only = !matches!(*mode, "broadcast" | "roundtrip" | "request");
+                if zenoh && by_socket_only {
+                    continue;
+                }
+                bench.zenoh = zenoh;
                 // These do not depend on placement (local is one process).
-                let once = matches!(*mode, "local" | "stalled" | "tapped");
+                let once = matches!(*mode, "local" | "stalled" | "tapped" | "mesh");
                 if once && placement > 0 {
                     continue;
                 }
@@ -386,6 +407,13 @@ async fn orchestrate(options: Options) {
                             bench.broadcast_as(&label, consumers, events).await;
                         }
                     }
+                    // Connection cost, not speed against a baseline: once.
+                    "mesh" if repetition == 0 => {
+                        for size in MESHES {
+                            bench.mesh(size).await;
+                        }
+                    }
+                    "mesh" => {}
                     "payloads" => {
                         let payload = bench.payload;
                         for size in PAYLOADS {
@@ -513,6 +541,7 @@ async fn run_role(args: &[String]) {
             .await
         }
         "stall-consumer" => roles::stall_consumer(&path, num(2) as usize).await,
+        "mesh" => roles::mesh(&path, num(2) as usize, num(3) as usize).await,
         other => panic!("unknown role {other}"),
     }
 }
@@ -587,7 +616,11 @@ impl Bench {
         command
             .arg("--role")
             .args(args)
-            .env(RUNTIME_VAR, &self.runtime)
+            // zenoh needs a multi-thread runtime (its raw baseline too).
+            .env(
+                RUNTIME_VAR,
+                if self.zenoh { "multi" } else { &self.runtime },
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true);
@@ -637,10 +670,14 @@ impl Bench {
         baseline_name: &str,
     ) {
         let pin = self.pin;
+        let mode = &match self.zenoh && !mode.starts_with("zenoh") {
+            true => format!("zenoh: {mode}"),
+            false => mode.to_owned(),
+        };
         let index = match self
             .rows
             .iter()
-            .position(|r| r.mode == mode && r.pin == pin && r.metric == metric)
+            .position(|r| r.mode == *mode && r.pin == pin && r.metric == metric)
         {
             Some(index) => index,
             None => {
@@ -919,6 +956,53 @@ impl Bench {
         self.row("local", "events/s", lahja, Some(tokio), "tokio broadcast");
     }
 
+    /// `size` endpoint processes, each connected to every other: how long
+    /// until all are (from the first spawn, so process start included),
+    /// and the RSS and descriptors of each.
+    async fn mesh(&mut self, size: usize) {
+        let folder = self.folder.join(format!("mesh-{size}"));
+        std::fs::create_dir_all(&folder).expect("mesh folder");
+        let started = stats::now_ns();
+        let folder_arg = folder.display().to_string();
+        let mut children: Vec<Child> = (0..size)
+            .map(|i| {
+                let args = [
+                    "mesh".into(),
+                    folder_arg.clone(),
+                    i.to_string(),
+                    size.to_string(),
+                ];
+                self.spawn_role(&args, i % 2 == 1)
+            })
+            .collect();
+        let mut results = Vec::new();
+        for child in &mut children {
+            results.push(result_of(child).await);
+        }
+        for child in &mut children {
+            let stdin = child.stdin.as_mut().expect("stdin");
+            let _ = stdin.write_all(b"done\n").await;
+        }
+        for child in &mut children {
+            let _ = child.wait().await;
+        }
+        let last = results
+            .iter()
+            .map(|r| field(r, "connected_ns"))
+            .fold(0.0, f64::max);
+        let mean = |key: &str| results.iter().map(|r| field(r, key)).sum::<f64>() / size as f64;
+        let mode = format!("mesh of {size}");
+        self.row(
+            &mode,
+            "all connected after (ms)",
+            (last - started as f64) / 1e6,
+            None,
+            "",
+        );
+        self.row(&mode, "RSS per endpoint (KiB)", mean("rss_kib"), None, "");
+        self.row(&mode, "open descriptors", mean("fds"), None, "");
+    }
+
     async fn stalled(&mut self) {
         let queue_bytes = 1 << 20;
         let capacity = 1024;
@@ -1127,19 +1211,43 @@ fn print_json(rows: &[Row]) {
     }
 }
 
-/// The metrics the README's table shows.
-const README_METRICS: &[&str] = &[
-    "events/s per consumer",
-    "MB/s per consumer",
-    "deliveries/s total",
-    "latency p50 (us)",
-    "latency p99 (us)",
-    "CPU per delivery (us)",
-    "requests/s",
-    "client CPU per request (us)",
-    "events/s",
-    "producer RSS growth (KiB)",
-];
+/// Whether the README's table shows `metric` of `mode`: for each kind of
+/// measurement the figures its goal is about.
+fn in_readme(mode: &str, metric: &str) -> bool {
+    let mode = mode.strip_prefix("zenoh: ").unwrap_or(mode);
+    let kind = mode.split(' ').next().unwrap_or_default();
+    let metrics: &[&str] = match kind {
+        "broadcast" if mode.contains("tap") => &[],
+        "broadcast" if mode == "broadcast x1" => &[
+            "events/s per consumer",
+            "latency p50 (us)",
+            "latency p99 (us)",
+            "CPU per delivery (us)",
+        ],
+        "broadcast" => &[
+            "deliveries/s total",
+            "latency p50 (us)",
+            "CPU per delivery (us)",
+        ],
+        "fan-out" => &["deliveries/s total", "CPU per delivery (us)"],
+        "payload" => &["MB/s per consumer", "CPU per delivery (us)"],
+        "roundtrip" => &[
+            "latency p50 (us)",
+            "latency p99 (us)",
+            "client CPU per request (us)",
+        ],
+        "request" => &["requests/s", "client CPU per request (us)"],
+        "local" => &["events/s"],
+        "stalled" => &["producer RSS growth (KiB)"],
+        "mesh" => &[
+            "all connected after (ms)",
+            "RSS per endpoint (KiB)",
+            "open descriptors",
+        ],
+        _ => &[],
+    };
+    metrics.contains(&metric)
+}
 
 /// The README's table, from this run (see `regenerate-readme.sh`).
 fn print_markdown(rows: &[Row], options: &Options) {
@@ -1167,10 +1275,7 @@ fn print_markdown(rows: &[Row], options: &Options) {
             figure(v)
         }
     };
-    for row in rows
-        .iter()
-        .filter(|r| README_METRICS.contains(&r.metric) && !r.mode.contains("tap"))
-    {
+    for row in rows.iter().filter(|r| in_readme(&r.mode, r.metric)) {
         let baseline = match row.baseline.is_empty() {
             true => "".into(),
             false => number(stats::median(&row.baseline)),

@@ -297,3 +297,40 @@ pub async fn stall_consumer(path: &Path, capacity: usize) {
     .await;
     report(&[("rss_kib", rss_kib().to_string())]);
 }
+
+/// One endpoint of a mesh of `size`: serves `mesh-INDEX` in `folder`,
+/// connects to every endpoint with a lower index (so each pair connects
+/// once), waits until it is connected to all the others, and reports when
+/// that was (on the shared clock), its RSS and its open descriptors.
+pub async fn mesh(folder: &Path, index: usize, size: usize) {
+    let name = |i: usize| format!("mesh-{i}");
+    let config =
+        |i: usize| ConnectionConfig::new(name(i), folder.join(format!("{}.sock", name(i))));
+    let endpoint = Endpoint::serve_with(config(index), EndpointOptions::default())
+        .await
+        .expect("serve");
+    endpoint
+        .connect_to_endpoints((0..index).map(config))
+        .await
+        .expect("connect");
+    for other in (0..size).filter(|&other| other != index) {
+        endpoint
+            .wait_until_connected_to(&name(other))
+            .await
+            .expect("connected");
+    }
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |fds| fds.count());
+    report(&[
+        ("connected_ns", now_ns().to_string()),
+        ("rss_kib", rss_kib().to_string()),
+        ("fds", fds.to_string()),
+    ]);
+    // Stay until told, so every endpoint sees every other one connected.
+    let mut line = String::new();
+    let _ = tokio::io::AsyncBufReadExt::read_line(
+        &mut tokio::io::BufReader::new(tokio::io::stdin()),
+        &mut line,
+    )
+    .await;
+    endpoint.stop().await;
+}

@@ -5,21 +5,18 @@
 
 use crate::support;
 
+/// The example binary `cargo test` built beside this test binary.
+fn benchmark() -> std::path::PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let profile = deps.parent().unwrap().parent().unwrap();
+    profile.join("examples").join("perf_benchmark")
+}
+
 #[tokio::test]
 async fn every_mode_completes_with_nothing_lost() {
-    let deps = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_owned();
-    let benchmark = deps
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("perf_benchmark");
     let output = support::within(
         "the benchmark",
-        tokio::process::Command::new(&benchmark)
+        tokio::process::Command::new(benchmark())
             .args([
                 "--mode",
                 "all",
@@ -71,4 +68,44 @@ async fn every_mode_completes_with_nothing_lost() {
         );
         assert_eq!(roundtrip["baseline_runs"].as_array().map(Vec::len), Some(2));
     }
+}
+
+/// The payload sweep (up to 16 MiB events) and the mesh run, and the
+/// plots are drawn.
+#[tokio::test]
+async fn the_sweeps_complete_and_the_plots_are_drawn() {
+    let folder = support::TempDir::new();
+    let plots = folder.0.join("plots");
+    for mode in ["payloads", "mesh"] {
+        let output = support::within(
+            "the benchmark",
+            tokio::process::Command::new(benchmark())
+                .args([
+                    "--mode", mode, "--events", "3", "--repeat", "1", "--pin", "same",
+                ])
+                .arg("--plots")
+                .arg(&plots)
+                .arg("--json")
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("run perf_benchmark");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{mode} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let expected = match mode {
+            "payloads" => "\"mode\":\"payload 16 MiB\"",
+            _ => "\"mode\":\"mesh of 50\"",
+        };
+        assert!(stdout.contains(expected), "no {expected} in:\n{stdout}");
+    }
+    let drawn = std::fs::read_to_string(plots.join("payload-throughput.svg")).expect("a plot");
+    assert!(
+        drawn.starts_with("<svg") && drawn.contains("polyline"),
+        "{drawn:.200}"
+    );
 }
