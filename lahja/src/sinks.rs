@@ -2,7 +2,9 @@
 //!
 //! Each sink was made by a typed call (`stream::<E>()`, `subscribe::<E>()`,
 //! `stream_requests::<R>()`), so it knows its type and downcasts the event
-//! it is offered. Local events are cloned, never encoded.
+//! it is offered. Local events are cloned, never encoded; an event from a
+//! peer that one stream or callback alone receives is decoded straight
+//! into it.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -56,6 +58,29 @@ impl<E: Event> Sink for StreamSink<E> {
             }
         })
     }
+
+    fn decode_and_deliver<'a>(
+        &'a self,
+        origin: &'a Arc<str>,
+        body: &[u8],
+    ) -> Option<Result<Option<WaitForRoom<'a>>>> {
+        let event = match codec::decode::<E>(body) {
+            Ok(event) => event,
+            Err(error) => return Some(Err(error)),
+        };
+        Some(Ok(match self.tx.try_reserve() {
+            Ok(permit) => {
+                permit.send((origin.clone(), event));
+                None
+            }
+            Err(mpsc::error::TrySendError::Full(())) => Some(Box::pin(async move {
+                if let Ok(permit) = self.tx.reserve().await {
+                    permit.send((origin.clone(), event));
+                }
+            })),
+            Err(mpsc::error::TrySendError::Closed(())) => None,
+        }))
+    }
 }
 
 /// A callback from `subscribe`, called inline; a panic is contained.
@@ -69,20 +94,36 @@ impl<E: Event> Sink for CallbackSink<E> {
     }
 
     fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer {
-        let event = downcast::<E>(delivery);
-        if catch_unwind(AssertUnwindSafe(|| (self.callback)(event))).is_err() {
-            tracing::warn!(
-                event = E::NAME,
-                origin = %delivery.origin,
-                "a subscribe callback panicked; the endpoint goes on"
-            );
-        }
+        self.call(downcast::<E>(delivery), delivery.origin);
         Offer::Delivered
     }
 
     fn deliver<'a>(&'a self, delivery: &'a Delivery<'a>) -> WaitForRoom<'a> {
         self.try_deliver(delivery);
         Box::pin(std::future::ready(()))
+    }
+
+    fn decode_and_deliver<'a>(
+        &'a self,
+        origin: &'a Arc<str>,
+        body: &[u8],
+    ) -> Option<Result<Option<WaitForRoom<'a>>>> {
+        Some(codec::decode::<E>(body).map(|event| {
+            self.call(event, origin);
+            None
+        }))
+    }
+}
+
+impl<E: Event> CallbackSink<E> {
+    fn call(&self, event: E, origin: &str) {
+        if catch_unwind(AssertUnwindSafe(|| (self.callback)(event))).is_err() {
+            tracing::warn!(
+                event = E::NAME,
+                %origin,
+                "a subscribe callback panicked; the endpoint goes on"
+            );
+        }
     }
 }
 

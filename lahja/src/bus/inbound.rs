@@ -46,9 +46,24 @@ impl Core {
                     }
                 };
                 let body = wire::body(&frame, max)?;
-                let event = sinks[0].sink.decode(&body).map_err(|e| {
+                let bad_body = |e: crate::Error| {
                     Violation::BadBody(format!("{}: {e}", registry::describe(frame.event_id)))
-                })?;
+                };
+                // One subscriber (the usual case) gets the decoded event
+                // itself: no box, no clone.
+                let alone = match &*sinks {
+                    [only] if !is_request && router::takes(only.kind, false) => {
+                        only.sink.decode_and_deliver(&link.name, &body)
+                    }
+                    _ => None,
+                };
+                if let Some(delivered) = alone {
+                    if let Some(wait_for_room) = delivered.map_err(bad_body)? {
+                        wait_for_room.await;
+                    }
+                    return Ok(());
+                }
+                let event = sinks[0].sink.decode(&body).map_err(bad_body)?;
                 let ticket =
                     is_request.then(|| Ticket::new(request, Requester::Peer(link.clone()), self));
                 let delivery = Delivery {

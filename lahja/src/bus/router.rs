@@ -1,9 +1,10 @@
 //! Who receives what: the one place that decides, for broadcasts,
 //! requests, responses and frames that arrive from peers.
 //!
-//! Pure functions over the tables (this endpoint's sinks, its peers and
-//! their subscriptions); the callers act on the answer and never decide
-//! themselves. A [`BroadcastConfig`] is read here and nowhere else.
+//! Functions over the tables (this endpoint's sinks, its peers and
+//! their subscriptions), pure but for [`RemoteRoutes`], the answers kept
+//! for broadcasts that filter nothing; the callers act on the answer and
+//! never decide themselves. A [`BroadcastConfig`] is read here and nowhere else.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

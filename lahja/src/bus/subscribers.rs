@@ -50,6 +50,18 @@ pub(crate) trait Sink: Send + Sync {
     fn try_deliver(&self, delivery: &Delivery<'_>) -> Offer;
     /// Delivers, waiting for room (the slow path, after `Full`).
     fn deliver<'a>(&'a self, delivery: &'a Delivery<'a>) -> WaitForRoom<'a>;
+    /// For a frame of an event this sink alone receives: decodes `body`
+    /// and delivers the event itself, neither boxed nor cloned. `None`
+    /// where the sink has no such path (then [`decode`](Self::decode) and
+    /// the offers above are used); else `Ok(None)` once delivered, or the
+    /// wait for room, which owns the event.
+    fn decode_and_deliver<'a>(
+        &'a self,
+        _origin: &'a Arc<str>,
+        _body: &[u8],
+    ) -> Option<Result<Option<WaitForRoom<'a>>>> {
+        None
+    }
 }
 
 /// One local subscriber of one event ID.
