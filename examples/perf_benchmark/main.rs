@@ -928,7 +928,12 @@ impl Bench {
             let (lahja, raw) = (field(&lahja, key), field(&raw, key));
             self.row("roundtrip", metric, lahja, Some(raw), baseline);
         }
-        for (who, result) in [("lahja", &lahja), (baseline, &raw)] {
+        let lahja_over = if self.zenoh {
+            "lahja over zenoh"
+        } else {
+            "lahja"
+        };
+        for (who, result) in [(lahja_over, &lahja), (baseline, &raw)] {
             let quantiles = result
                 .get("quantiles_us")
                 .map(|q| q.split(';').filter_map(|v| v.parse().ok()).collect())
@@ -1229,7 +1234,10 @@ fn in_readme(mode: &str, metric: &str) -> bool {
             "latency p50 (us)",
             "CPU per delivery (us)",
         ],
+        // x1 and x4 are the broadcast rows already, 64 B too.
+        "fan-out" if mode == "fan-out x1" || mode == "fan-out x4" => &[],
         "fan-out" => &["deliveries/s total", "CPU per delivery (us)"],
+        "payload" if mode == "payload 64 B" => &[],
         "payload" => &["MB/s per consumer", "CPU per delivery (us)"],
         "roundtrip" => &[
             "latency p50 (us)",
