@@ -438,10 +438,8 @@ async fn orchestrate(options: Options) {
     let modes: Vec<String> = bench.rows.iter().map(|r| r.mode.clone()).collect();
     let first = |mode: &str| modes.iter().position(|m| m == mode);
     bench.rows.sort_by_key(|r| (first(&r.mode), r.pin as u8));
-    if let Some(folder) = &options.plots {
-        if let Err(error) = draw_plots(&bench, folder) {
-            bench.failures.push(format!("plots: {error}"));
-        }
+    if let Some(Err(error)) = options.plots.as_ref().map(|f| draw_plots(&bench, f)) {
+        bench.failures.push(format!("plots: {error}"));
     }
     match options.output {
         Output::Text => print_rows(&bench.rows),
