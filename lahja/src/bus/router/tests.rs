@@ -73,6 +73,24 @@ fn peers_in_groups(table: &[(&str, &[EventId], &[&str])]) -> PeerTable {
         .collect()
 }
 
+/// `targets` of `X`, with no route kept from an earlier call.
+fn route_x(
+    me: Me<'_>,
+    sinks: &SinkTable,
+    peers: &PeerTable,
+    config: &BroadcastConfig,
+) -> Result<Route> {
+    targets(
+        me,
+        sinks,
+        peers,
+        &mut RemoteRoutes::default(),
+        X,
+        "X",
+        config,
+    )
+}
+
 fn config(only: Option<&str>, internal: bool, require_subscriber: bool) -> BroadcastConfig {
     BroadcastConfig {
         filter_endpoint: only.map(str::to_owned),
@@ -141,15 +159,7 @@ fn broadcast_targets_for_every_config() {
     ];
     for (only, internal, require, expected) in table {
         let config = config(*only, *internal, *require);
-        let got = reach(targets(
-            me(),
-            &sinks,
-            &peers,
-            &mut RemoteRoutes::default(),
-            X,
-            "X",
-            &config,
-        ));
+        let got = reach(route_x(me(), &sinks, &peers, &config));
         assert_eq!(got, owned(expected), "{config:?}");
     }
 }
@@ -194,15 +204,7 @@ fn group_targets_for_every_config() {
     for (group, internal, require, expected) in table {
         let mut config = config(None, *internal, *require);
         config.filter_group = group.map(str::to_owned);
-        let got = reach(targets(
-            me,
-            &sinks,
-            &peers,
-            &mut RemoteRoutes::default(),
-            X,
-            "X",
-            &config,
-        ));
+        let got = reach(route_x(me, &sinks, &peers, &config));
         assert_eq!(got, owned(expected), "{config:?}");
     }
 }
@@ -228,15 +230,7 @@ fn a_group_and_a_name_narrow_each_other() {
     for (name, group, expected) in table {
         let mut config = BroadcastConfig::to(*name);
         config.filter_group = Some(group.to_string());
-        let got = reach(targets(
-            me,
-            &sinks,
-            &peers,
-            &mut RemoteRoutes::default(),
-            X,
-            "X",
-            &config,
-        ));
+        let got = reach(route_x(me, &sinks, &peers, &config));
         assert_eq!(got, owned(expected), "{config:?}");
     }
 }
@@ -257,15 +251,7 @@ fn broadcast_targets_for_every_subscriber_set() {
     for ((here, a, b), expected) in table {
         let sinks = sinks(here);
         let peers = peers(&[("a", a), ("b", b)]);
-        let got = reach(targets(
-            me(),
-            &sinks,
-            &peers,
-            &mut RemoteRoutes::default(),
-            X,
-            "X",
-            &config(None, false, true),
-        ));
+        let got = reach(route_x(me(), &sinks, &peers, &config(None, false, true)));
         assert_eq!(got, owned(expected), "here {here:?}, a {a:?}, b {b:?}");
     }
 }
@@ -275,16 +261,7 @@ fn broadcast_targets_for_every_subscriber_set() {
 fn a_request_waits_for_every_endpoint_it_reaches() {
     let name: Arc<str> = "me".into();
     let peers = peers(&[("a", &[X]), ("b", &[X])]);
-    let route = targets(
-        me(),
-        &sinks(&[X]),
-        &peers,
-        &mut RemoteRoutes::default(),
-        X,
-        "X",
-        &BroadcastConfig::default(),
-    )
-    .unwrap();
+    let route = route_x(me(), &sinks(&[X]), &peers, &BroadcastConfig::default()).unwrap();
     let mut waits: Vec<String> = route
         .endpoints(&name)
         .iter()
@@ -292,16 +269,7 @@ fn a_request_waits_for_every_endpoint_it_reaches() {
         .collect();
     waits[1..].sort();
     assert_eq!(waits, ["me", "a", "b"]);
-    let route = targets(
-        me(),
-        &sinks(&[]),
-        &peers,
-        &mut RemoteRoutes::default(),
-        X,
-        "X",
-        &BroadcastConfig::to("b"),
-    )
-    .unwrap();
+    let route = route_x(me(), &sinks(&[]), &peers, &BroadcastConfig::to("b")).unwrap();
     assert_eq!(route.endpoints(&name), [Arc::<str>::from("b")]);
 }
 
