@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 use crate::stats::{QUANTILES, median};
@@ -68,41 +69,43 @@ pub fn draw(
         .x_label_area_size(44)
         .y_label_area_size(64);
     let x_range = (x_min * 0.8..x_max * 1.25).log_scale();
+    let labels = (x_label, y_label);
     if log_y {
-        let mut chart =
-            chart.build_cartesian_2d(x_range, (y_min * 0.8..y_max * 1.25).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_max_light_lines(1)
-            .y_max_light_lines(1)
-            .draw()?;
-        draw_lines(&mut chart, lines)?;
+        let y_range = (y_min * 0.8..y_max * 1.25).log_scale();
+        draw_lines(
+            &mut chart.build_cartesian_2d(x_range, y_range)?,
+            labels,
+            lines,
+        )?;
     } else {
-        let mut chart = chart.build_cartesian_2d(x_range, 0.0..y_max.max(1e-9) * 1.05)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_max_light_lines(1)
-            .y_max_light_lines(1)
-            .draw()?;
-        draw_lines(&mut chart, lines)?;
+        let y_range = 0.0..y_max.max(1e-9) * 1.05;
+        draw_lines(
+            &mut chart.build_cartesian_2d(x_range, y_range)?,
+            labels,
+            lines,
+        )?;
     }
     root.present()?;
     Ok(())
 }
 
-fn draw_lines<'a, DB, CT>(
-    chart: &mut ChartContext<'a, DB, CT>,
+/// The axes, their labels, the lines and the legend.
+fn draw_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    (x_label, y_label): (&str, &str),
     lines: &[Line],
 ) -> Result<(), Box<dyn std::error::Error>>
 where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
-    CT: CoordTranslate<From = (f64, f64)>,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_max_light_lines(1)
+        .y_max_light_lines(1)
+        .draw()?;
     for (i, line) in lines.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         chart
