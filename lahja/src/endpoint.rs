@@ -555,8 +555,15 @@ impl Endpoint {
         RequestStream::new(rx, guard)
     }
 
-    /// Answers every request of type `R` with `handler`, each in its own
-    /// task, until the returned [`Subscription`] is dropped.
+    /// Answers every request of type `R` with `handler`, until the
+    /// returned [`Subscription`] is dropped.
+    ///
+    /// Each answer is first polled in the subscription's own task, and
+    /// one that is not ready then goes on in a task of its own (up to
+    /// `max_concurrent_handlers` at once). So an answer that is ready at
+    /// once costs no task, but a handler that computes for long before
+    /// its first `.await` holds up the requests behind it: give such work
+    /// to `tokio::task::spawn_blocking`.
     ///
     /// A handler that panics is contained: the requester gets
     /// [`Error::RequestDropped`](crate::Error::RequestDropped) (once no other endpoint can answer).
