@@ -113,6 +113,27 @@ pub struct EndpointOptions {
     /// Event bodies of at least this many bytes are compressed with snappy.
     /// Default 1 KiB.
     pub compress_above: usize,
+    /// Event, request and response bodies of at least this many bytes go
+    /// to peers on this machine (over the Unix socket) through shared
+    /// memory instead of the socket: one sealed `memfd` per body, shared
+    /// by every such peer of a broadcast, whose descriptor travels over
+    /// the socket. They are not compressed, and each counts against the
+    /// peer's `queue_bytes` until the peer has decoded it. Peers over
+    /// zenoh, and any where it fails, get the body on the wire as usual.
+    /// `None`: never. Default 256 KiB.
+    ///
+    /// The body is still bounded by `max_frame_bytes`: the receiver
+    /// decodes it into its own memory, and that is the bound on how much
+    /// one event may make it hold.
+    ///
+    /// ```
+    /// use lahja::EndpointOptions;
+    ///
+    /// let socket_only = EndpointOptions { shared_memory_above: None, ..Default::default() };
+    /// assert_eq!(EndpointOptions::default().shared_memory_above, Some(256 * 1024));
+    /// # let _ = socket_only;
+    /// ```
+    pub shared_memory_above: Option<usize>,
     /// How long a new connection may take to say hello. Default 10 s.
     pub handshake_timeout: Duration,
     /// How long `connect_to_endpoints` retries a missing, refusing or
@@ -136,6 +157,7 @@ impl Default for EndpointOptions {
             stream_capacity: 1024,
             max_frame_bytes: 16 << 20,
             compress_above: 1024,
+            shared_memory_above: Some(256 * 1024),
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             max_concurrent_handlers: 64,

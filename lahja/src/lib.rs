@@ -169,6 +169,7 @@ mod report;
 mod codec;
 pub mod registry;
 
+mod shared_memory;
 mod wire;
 
 mod link;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 
 pub const HELLO: u8 = 1;
 pub const REJECT: u8 = 2;

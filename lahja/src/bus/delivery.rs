@@ -10,13 +10,16 @@ use super::Core;
 use super::requests::{GaveUp, Outcome, Reply, ReplyValue, Ticket};
 use super::router::{self, Plan, Requester, Route};
 use super::subscribers::{Delivery, Offer, SinkEntry};
-use crate::link::{self, Link, TryPushError};
+use crate::link::{self, Link, Shared, TryPushError};
+use crate::shared_memory::SharedBody;
 use crate::wire::{self, Kind, scratch};
 use crate::{BroadcastConfig, Error, Event, EventId, RequestId, Result};
 
 /// Remote targets that are still owed a frame after the offer.
 struct Unsent {
+    /// The frame; empty when every one of `links` takes `shared` instead.
     frame: Vec<u8>,
+    shared: Option<Shared>,
     links: Vec<Arc<Link>>,
 }
 
@@ -176,7 +179,11 @@ impl Core {
         drop(ticket);
         if let Some(unsent) = rest.unsent {
             for link in unsent.links {
-                if link.send(&unsent.frame).await.is_err() {
+                if link
+                    .send(&unsent.frame, unsent.shared.as_ref())
+                    .await
+                    .is_err()
+                {
                     gone.push(link.name.clone());
                 }
             }
@@ -205,6 +212,10 @@ impl Core {
     /// Encodes `event` once and offers the frame to every remote target
     /// without waiting: what is still owed, and the peers found closed.
     /// An event that cannot be encoded reaches nobody.
+    ///
+    /// A body of at least `shared_memory_above` bytes, with a target that
+    /// takes bodies in shared memory, is left uncompressed and put in one
+    /// sealed memfd for all such targets; the others get the frame.
     fn offer_remote<E: Event>(
         &self,
         route: &Route,
@@ -215,35 +226,75 @@ impl Core {
         if route.remote.is_empty() {
             return Ok((None, Vec::new()));
         }
-        self.with_frame(kind, E::ID, request_id, event, |frame| {
+        let links = &route.remote;
+        self.with_frame_for(kind, E::ID, request_id, event, links, |frame, shared| {
             self.counters.sent(E::ID, wire::body_len(frame));
             if self.taps.any() {
                 self.tap_sent(kind, E::ID, request_id, frame, &route.remote);
             }
-            let offered = link::offer_all(frame, &route.remote);
-            let unsent = (!offered.full.is_empty()).then(|| Unsent {
-                frame: frame.to_vec(),
-                links: offered.full,
+            let offered = link::offer_all(frame, shared.as_ref(), &route.remote);
+            let unsent = (!offered.full.is_empty()).then(|| {
+                let all_share = shared.is_some() && offered.full.iter().all(|l| l.shares_memory);
+                Unsent {
+                    frame: if all_share {
+                        Vec::new()
+                    } else {
+                        frame.to_vec()
+                    },
+                    shared,
+                    links: offered.full,
+                }
             });
             (unsent, offered.closed)
         })
     }
 
-    /// Encodes a frame into this thread's scratch buffer and hands it to
-    /// `use_frame`.
-    fn with_frame<T>(
+    /// Encodes a frame for `links` into this thread's scratch buffer and
+    /// hands it to `use_frame`, compressed when large. A body of at least `shared_memory_above` bytes, with a link that
+    /// takes bodies in shared memory, is left uncompressed and also put in
+    /// one sealed memfd for all such links, handed to `use_frame` too.
+    fn with_frame_for<T>(
         &self,
         kind: Kind,
         id: EventId,
         request_id: u64,
         value: &impl serde::Serialize,
-        use_frame: impl FnOnce(&[u8]) -> T,
+        links: &[Arc<Link>],
+        use_frame: impl FnOnce(&[u8], Option<Shared>) -> T,
     ) -> Result<T> {
         let limits = self.limits();
-        scratch::with_encoded(
-            |out| wire::append_encoded(out, kind, id, request_id, limits, value),
-            use_frame,
-        )
+        let share_above = self.options.shared_memory_above;
+        let share = std::cell::Cell::new(false);
+        let encode = |out: &mut Vec<u8>| {
+            let body = |out: &mut Vec<u8>| crate::codec::encode_into(value, out);
+            wire::append_uncompressed(out, kind, id, request_id, limits, body)?;
+            let large = share_above.is_some_and(|above| wire::body_len(out) >= above);
+            if large && links.iter().any(|link| link.shares_memory) {
+                share.set(true);
+                return Ok(());
+            }
+            wire::compress_from(out, 0, limits)
+        };
+        scratch::with_encoded(encode, |frame| {
+            let shared = if share.get() { self.share(frame) } else { None };
+            use_frame(frame, shared)
+        })
+    }
+
+    /// The body of `frame` in a sealed memfd, with the frame that stands
+    /// for it; `None` (logged) where that fails, and the frame goes as it
+    /// is.
+    fn share(&self, frame: &[u8]) -> Option<Shared> {
+        match SharedBody::new(&frame[wire::LEN_BYTES + wire::HEADER_BYTES..]) {
+            Ok(body) => Some(Shared {
+                stand_in: wire::shared_stand_in(frame).to_vec(),
+                body: Arc::new(body),
+            }),
+            Err(error) => {
+                tracing::debug!(endpoint = %self.name, %error, "cannot put a body in shared memory; sending it on the socket");
+                None
+            }
+        }
     }
 
     /// The requester named in a response config, or `None` (logged) when
@@ -268,9 +319,12 @@ impl Core {
     ) -> Result<()> {
         match self.offer_response(to, response, request)? {
             None => Ok(()),
-            Some((link, frame)) => {
-                link.send(&frame).await.map_err(|_| disconnected(&link))?;
-                self.response_sent(E::ID, request, &frame, &link);
+            Some(unsent) => {
+                let link = &unsent.links[0];
+                link.send(&unsent.frame, unsent.shared.as_ref())
+                    .await
+                    .map_err(|_| disconnected(link))?;
+                self.response_sent(E::ID, request, &unsent.frame, link);
                 Ok(())
             }
         }
@@ -299,20 +353,20 @@ impl Core {
     ) -> Result<()> {
         match self.offer_response(to, response, request)? {
             None => Ok(()),
-            Some((link, _)) => Err(Error::QueueFull {
-                endpoint: link.name.to_string(),
+            Some(unsent) => Err(Error::QueueFull {
+                endpoint: unsent.links[0].name.to_string(),
             }),
         }
     }
 
     /// Completes a local request at once, or offers the encoded response
-    /// to the requester's link; returns the frame if its queue was full.
+    /// to the requester's link; returns it, unsent, if its queue was full.
     fn offer_response<E: Event>(
         &self,
         to: &Requester,
         response: E,
         request: RequestId,
-    ) -> Result<Option<(Arc<Link>, Vec<u8>)>> {
+    ) -> Result<Option<Unsent>> {
         if !self.is_running() {
             return Err(self.lifecycle("cannot respond"));
         }
@@ -327,15 +381,22 @@ impl Core {
             }
             Requester::Peer(link) => link,
         };
-        let offer = |frame: &[u8]| match link.offer(frame) {
+        let offer = |frame: &[u8], shared: Option<Shared>| match link
+            .offer_either(frame, shared.as_ref())
+        {
             Ok(()) => {
                 self.response_sent(E::ID, request, frame, link);
                 Ok(None)
             }
-            Err(TryPushError::Full) => Ok(Some((link.clone(), frame.to_vec()))),
+            Err(TryPushError::Full) => Ok(Some(Unsent {
+                frame: frame.to_vec(),
+                shared,
+                links: vec![link.clone()],
+            })),
             Err(TryPushError::Closed) => Err(disconnected(link)),
         };
-        self.with_frame(Kind::Response, E::ID, request.0, &response, offer)?
+        let links = std::slice::from_ref(link);
+        self.with_frame_for(Kind::Response, E::ID, request.0, &response, links, offer)?
     }
 }
 

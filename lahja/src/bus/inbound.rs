@@ -81,6 +81,10 @@ impl Core {
                 self.complete(request, &link.name, Outcome::Reply(reply));
             }
             Kind::Dropped => self.target_gave_up(request, &link.name, GaveUp::Dropped),
+            Kind::Released => link
+                .queue()
+                .release()
+                .map_err(|_| Violation::Unexpected(Kind::Released))?,
             Kind::Subscriptions => {
                 let body = wire::body(&frame, max)?;
                 let ids: Vec<u64> =

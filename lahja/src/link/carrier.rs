@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::pin::Pin;
 
 use tokio::net::unix::OwnedWriteHalf;
@@ -18,6 +18,21 @@ pub(crate) trait Carrier: Send + Sync {
     /// Writes all of `batch` (whole frames, in order), waiting until the
     /// medium takes it: this is where backpressure comes from.
     fn write_all<'a>(&'a self, batch: &'a [u8]) -> Writing<'a>;
+    /// [`write_all`](Self::write_all), with `descriptors` sent along with
+    /// the first bytes (before any frame that needs them). Only a medium
+    /// that can pass descriptors gets any: the rest refuse.
+    fn write_all_with<'a>(
+        &'a self,
+        batch: &'a [u8],
+        descriptors: &'a [BorrowedFd<'a>],
+    ) -> Writing<'a> {
+        if descriptors.is_empty() {
+            return self.write_all(batch);
+        }
+        Box::pin(std::future::ready(Err(io::Error::other(
+            "this medium cannot pass descriptors",
+        ))))
+    }
     /// Writes what it can of `bytes` without waiting, and says how much.
     /// A stream may take part of a frame (the queue finishes it); a medium
     /// of whole messages takes all or nothing, and one that cannot write
@@ -43,6 +58,29 @@ impl Carrier for OwnedWriteHalf {
         })
     }
 
+    fn write_all_with<'a>(
+        &'a self,
+        batch: &'a [u8],
+        descriptors: &'a [BorrowedFd<'a>],
+    ) -> Writing<'a> {
+        Box::pin(async move {
+            let stream: &tokio::net::UnixStream = self.as_ref();
+            loop {
+                stream.writable().await?;
+                let sent = stream.try_io(tokio::io::Interest::WRITABLE, || {
+                    send_with_descriptors(stream, batch, descriptors)
+                });
+                match sent {
+                    // The descriptors went with these bytes (a stream
+                    // socket never takes none of a non-empty write).
+                    Ok(written) => return Carrier::write_all(self, &batch[written..]).await,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        })
+    }
+
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         OwnedWriteHalf::try_write(self, bytes)
     }
@@ -54,4 +92,26 @@ impl Carrier for OwnedWriteHalf {
         // SAFETY: the descriptor stays open while `self` lives.
         unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR) };
     }
+}
+
+/// One `sendmsg` of (the start of) `bytes` with `descriptors` attached.
+fn send_with_descriptors(
+    stream: &tokio::net::UnixStream,
+    bytes: &[u8],
+    descriptors: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space =
+        vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(descriptors.len()))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(descriptors)) {
+        return Err(io::Error::other("too many descriptors for one message"));
+    }
+    let iov = [io::IoSlice::new(bytes)];
+    Ok(rustix::net::sendmsg(
+        stream,
+        &iov,
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?)
 }

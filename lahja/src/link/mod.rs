@@ -17,9 +17,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+#[cfg(any(test, feature = "zenoh"))]
+pub(crate) use carrier::Carrier;
 #[cfg(feature = "zenoh")]
-pub(crate) use carrier::{Carrier, Writing};
-pub(crate) use outgoing::{Closed, Outgoing, Overflow, Topic, TryPushError};
+pub(crate) use carrier::Writing;
+pub(crate) use outgoing::{Closed, MAX_UNRELEASED, Outgoing, Overflow, Topic, TryPushError};
+
+use crate::shared_memory::SharedBody;
 
 /// The transport's side of a link: what it takes to stop one.
 pub(crate) trait Session: Send + Sync {
@@ -44,6 +48,10 @@ pub(crate) struct Link {
     pub(crate) traffic: Traffic,
     /// When the link was made.
     pub(crate) since: std::time::SystemTime,
+    /// Whether large bodies may go to this peer in shared memory: its
+    /// medium passes descriptors (a local socket) and this endpoint's
+    /// `shared_memory_above` is set.
+    pub(crate) shares_memory: bool,
 }
 
 /// Frames and bytes received on one link, for introspection. Only the
@@ -79,6 +87,16 @@ const WARNINGS_PER_LINK: u32 = 8;
 
 impl Link {
     pub(crate) fn new(name: Arc<str>, queue_bytes: usize, session: Arc<dyn Session>) -> Arc<Self> {
+        Self::sharing(name, queue_bytes, session, false)
+    }
+
+    /// A link to which bodies may go in shared memory when `shares_memory`.
+    pub(crate) fn sharing(
+        name: Arc<str>,
+        queue_bytes: usize,
+        session: Arc<dyn Session>,
+        shares_memory: bool,
+    ) -> Arc<Self> {
         Arc::new(Link {
             name,
             queue: Outgoing::new(queue_bytes),
@@ -86,7 +104,14 @@ impl Link {
             warnings: AtomicU32::new(0),
             traffic: Traffic::default(),
             since: std::time::SystemTime::now(),
+            shares_memory,
         })
+    }
+
+    /// What this link is sent of `frame`: its stand-in, where the body
+    /// is in shared memory and this peer takes that.
+    fn shared<'a>(&self, shared: Option<&'a Shared>) -> Option<&'a Shared> {
+        shared.filter(|_| self.shares_memory)
     }
 
     /// The queue, for the transport's writer.
@@ -114,9 +139,26 @@ impl Link {
         self.queue.try_push_queued(frame)
     }
 
-    /// Queues `frame`, waiting for room.
-    pub(crate) async fn send(&self, frame: &[u8]) -> Result<(), Closed> {
-        self.queue.push(frame).await
+    /// [`offer`](Self::offer), or the stand-in of `shared` where this
+    /// peer takes bodies in shared memory.
+    pub(crate) fn offer_either(
+        &self,
+        frame: &[u8],
+        shared: Option<&Shared>,
+    ) -> Result<(), TryPushError> {
+        match self.shared(shared) {
+            Some(shared) => self.queue.try_push_shared(&shared.stand_in, &shared.body),
+            None => self.queue.try_push(frame),
+        }
+    }
+
+    /// Queues `frame` (or the stand-in of `shared`, where this peer takes
+    /// bodies in shared memory), waiting for room.
+    pub(crate) async fn send(&self, frame: &[u8], shared: Option<&Shared>) -> Result<(), Closed> {
+        match self.shared(shared) {
+            Some(shared) => self.queue.push_shared(&shared.stand_in, &shared.body).await,
+            None => self.queue.push(frame).await,
+        }
     }
 
     /// Queues a small control frame past the bound, up to a hard cap.
@@ -154,6 +196,13 @@ impl Link {
     }
 }
 
+/// A frame whose body went into shared memory: the frame that stands for
+/// it, and the body.
+pub(crate) struct Shared {
+    pub(crate) stand_in: Vec<u8>,
+    pub(crate) body: Arc<SharedBody>,
+}
+
 /// What offering one frame to several links left to do.
 #[derive(Default)]
 pub(crate) struct Offered {
@@ -163,17 +212,20 @@ pub(crate) struct Offered {
     pub(crate) closed: Vec<Arc<str>>,
 }
 
-/// Offers one encoded frame to every link in `links` without waiting.
+/// Offers one encoded frame to every link in `links` without waiting;
+/// those that take bodies in shared memory get the stand-in of `shared`
+/// instead, when given.
 ///
 /// A socket link takes its own copy; a fan-out medium would send once for
 /// the whole set here.
-pub(crate) fn offer_all(frame: &[u8], links: &[Arc<Link>]) -> Offered {
+pub(crate) fn offer_all(frame: &[u8], shared: Option<&Shared>, links: &[Arc<Link>]) -> Offered {
     let mut offered = Offered::default();
     let fan_out = links.len() > 1;
     for link in links {
-        let offer = match fan_out {
-            true => link.offer_queued(frame),
-            false => link.offer(frame),
+        let offer = match (link.shared(shared), fan_out) {
+            (Some(shared), _) => link.queue.try_push_shared(&shared.stand_in, &shared.body),
+            (None, true) => link.offer_queued(frame),
+            (None, false) => link.offer(frame),
         };
         match offer {
             Ok(()) => {}

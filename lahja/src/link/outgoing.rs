@@ -10,13 +10,26 @@
 //! few large writes. The bound counts the
 //! batch being written too, so a peer's queued bytes never exceed
 //! `queue_bytes` (but for one oversized frame, sent alone).
+//!
+//! A body in shared memory counts against the bound with its full length
+//! from when it is queued until the peer releases it (a RELEASED frame):
+//! a peer that stops reading holds at most `queue_bytes` of them, as it
+//! would of frames on the socket.
 
+use std::collections::VecDeque;
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::Notify;
 
 use super::carrier::Carrier;
+use crate::shared_memory::SharedBody;
+
+/// Bodies in shared memory a peer may hold unreleased at once: each is a
+/// descriptor in its process, so their number is bounded as well as
+/// their bytes (a peer's reader refuses more than twice this).
+pub(crate) const MAX_UNRELEASED: usize = 32;
 
 /// A frame this soon after the previous write means more frames are on
 /// their way: queue and batch them. Slower than this, the connection is
@@ -83,15 +96,31 @@ struct Buffer {
     carrier: Option<Arc<dyn Carrier>>,
     /// When bytes last went to the socket.
     last_write: Instant,
+    /// The shared bodies of the frames in `bytes`: their descriptors go
+    /// with the first bytes of the write that carries those frames.
+    descriptors: Vec<Arc<SharedBody>>,
+    /// The lengths of the shared bodies queued or sent and not yet
+    /// released by the peer, oldest first, and their sum.
+    unreleased: VecDeque<usize>,
+    unreleased_bytes: usize,
 }
 
 impl Buffer {
     /// Everything that counts against the bound.
     fn queued(&self) -> usize {
+        self.controls() + self.bytes.len() + self.in_flight + self.unreleased_bytes
+    }
+
+    /// The greeting and announcements waiting to be written.
+    fn controls(&self) -> usize {
         let announced: usize = self.announcements.iter().map(Vec::len).sum();
-        self.greeting.len() + announced + self.bytes.len() + self.in_flight
+        self.greeting.len() + announced
     }
 }
+
+/// The peer released a shared body it was never sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NothingToRelease;
 
 pub(crate) struct Outgoing {
     buffer: Mutex<Buffer>,
@@ -122,6 +151,9 @@ impl Outgoing {
                 last_write: Instant::now()
                     .checked_sub(BUSY_GAP)
                     .unwrap_or_else(Instant::now),
+                descriptors: Vec::new(),
+                unreleased: VecDeque::new(),
+                unreleased_bytes: 0,
             }),
             data: Notify::new(),
             space: Notify::new(),
@@ -133,19 +165,36 @@ impl Outgoing {
         self.buffer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `frame` fits: always when nothing is queued or being
-    /// written (a frame larger than the bound is still sent, alone).
-    fn fits(&self, buffer: &Buffer, frame: &[u8]) -> bool {
+    /// Whether `frame` (standing for `shared`, if given) fits: always when
+    /// nothing is queued, being written or unreleased (a frame larger than
+    /// the bound is still sent, alone).
+    fn fits(&self, buffer: &Buffer, frame: &[u8], shared: Option<&Arc<SharedBody>>) -> bool {
         let queued = buffer.queued();
-        queued == 0 || queued + frame.len() <= self.limit
+        let weight = frame.len() + shared.map_or(0, |body| body.len());
+        let countable = shared.is_none() || buffer.unreleased.len() < MAX_UNRELEASED;
+        let idle = queued == 0 && buffer.unreleased.is_empty();
+        idle || (countable && queued + weight <= self.limit)
     }
 
     /// Queues `frame`, or writes it to the socket at once when `through`
-    /// allows and the connection is idle.
-    fn append(&self, mut buffer: std::sync::MutexGuard<'_, Buffer>, frame: &[u8], through: bool) {
+    /// allows and the connection is idle. A frame standing for a shared
+    /// body is always queued: its descriptor goes with the writer's batch.
+    fn append(
+        &self,
+        mut buffer: std::sync::MutexGuard<'_, Buffer>,
+        frame: &[u8],
+        through: bool,
+        shared: Option<&Arc<SharedBody>>,
+    ) {
         buffer.sent_frames += 1;
-        buffer.sent_bytes += frame.len() as u64;
+        buffer.sent_bytes += (frame.len() + shared.map_or(0, |body| body.len())) as u64;
+        if let Some(body) = shared {
+            buffer.descriptors.push(body.clone());
+            buffer.unreleased.push_back(body.len());
+            buffer.unreleased_bytes += body.len();
+        }
         let mut rest = frame;
+        let through = through && shared.is_none();
         let idle = through && buffer.queued() == 0 && buffer.last_write.elapsed() >= BUSY_GAP;
         if let Some(carrier) = buffer.carrier.as_ref().filter(|_| idle) {
             // Nothing is ahead of this frame, and holding the lock keeps the
@@ -180,6 +229,24 @@ impl Outgoing {
 
     /// Queues `frame`, waiting for room.
     pub(crate) async fn push(&self, frame: &[u8]) -> Result<(), Closed> {
+        self.push_either(frame, None).await
+    }
+
+    /// Queues `frame`, which stands for the shared body `body`, waiting
+    /// for room.
+    pub(crate) async fn push_shared(
+        &self,
+        frame: &[u8],
+        body: &Arc<SharedBody>,
+    ) -> Result<(), Closed> {
+        self.push_either(frame, Some(body)).await
+    }
+
+    async fn push_either(
+        &self,
+        frame: &[u8],
+        shared: Option<&Arc<SharedBody>>,
+    ) -> Result<(), Closed> {
         loop {
             let room = self.space.notified();
             tokio::pin!(room);
@@ -188,8 +255,8 @@ impl Outgoing {
                 if buffer.closed {
                     return Err(Closed);
                 }
-                if self.fits(&buffer, frame) {
-                    self.append(buffer, frame, true);
+                if self.fits(&buffer, frame, shared) {
+                    self.append(buffer, frame, true, shared);
                     return Ok(());
                 }
                 // Registered before the lock is released: no wake-up is missed.
@@ -201,7 +268,7 @@ impl Outgoing {
 
     /// Queues `frame` if there is room.
     pub(crate) fn try_push(&self, frame: &[u8]) -> Result<(), TryPushError> {
-        self.try_push_through(frame, true)
+        self.try_push_through(frame, true, None)
     }
 
     /// [`try_push`](Self::try_push), but never writing through: the writer
@@ -210,15 +277,30 @@ impl Outgoing {
     /// through would cost the sender a write per frame per peer, where the
     /// writers batch.
     pub(crate) fn try_push_queued(&self, frame: &[u8]) -> Result<(), TryPushError> {
-        self.try_push_through(frame, false)
+        self.try_push_through(frame, false, None)
     }
 
-    fn try_push_through(&self, frame: &[u8], through: bool) -> Result<(), TryPushError> {
+    /// [`try_push`](Self::try_push) of a frame standing for the shared
+    /// body `body`.
+    pub(crate) fn try_push_shared(
+        &self,
+        frame: &[u8],
+        body: &Arc<SharedBody>,
+    ) -> Result<(), TryPushError> {
+        self.try_push_through(frame, false, Some(body))
+    }
+
+    fn try_push_through(
+        &self,
+        frame: &[u8],
+        through: bool,
+        shared: Option<&Arc<SharedBody>>,
+    ) -> Result<(), TryPushError> {
         let buffer = self.lock();
         if buffer.closed {
             Err(TryPushError::Closed)
-        } else if self.fits(&buffer, frame) {
-            self.append(buffer, frame, through);
+        } else if self.fits(&buffer, frame, shared) {
+            self.append(buffer, frame, through, shared);
             Ok(())
         } else {
             Err(TryPushError::Full)
@@ -238,7 +320,19 @@ impl Outgoing {
         if buffer.queued() + frame.len() > 2 * self.limit + CONTROL_SLACK {
             return Err(Overflow);
         }
-        self.append(buffer, frame, true);
+        self.append(buffer, frame, true, None);
+        Ok(())
+    }
+
+    /// The peer is done with the oldest shared body it was sent: it no
+    /// longer counts against the bound. A release of nothing is the
+    /// peer's lie.
+    pub(crate) fn release(&self) -> Result<(), NothingToRelease> {
+        let mut buffer = self.lock();
+        let len = buffer.unreleased.pop_front().ok_or(NothingToRelease)?;
+        buffer.unreleased_bytes -= len;
+        drop(buffer);
+        self.space.notify_waiters();
         Ok(())
     }
 
@@ -293,6 +387,7 @@ impl Outgoing {
     /// write fails; then shuts the write side down.
     pub(crate) async fn run_writer(&self, carrier: Arc<dyn Carrier>) {
         let mut batch = Vec::new();
+        let mut shared = Vec::new();
         // Whether the connection is busy: the last write carried several
         // frames, or ended moments before this wake-up. Then waiting one
         // scheduler turn lets the tasks that are ready add their frames to
@@ -301,11 +396,12 @@ impl Outgoing {
         loop {
             let idle = {
                 let mut buffer = self.lock();
-                let controls = buffer.queued() - buffer.bytes.len() - buffer.in_flight;
+                let controls = buffer.controls();
                 if buffer.bytes.is_empty() && controls == 0 && buffer.closed {
                     break;
                 }
                 std::mem::swap(&mut buffer.bytes, &mut batch);
+                std::mem::swap(&mut buffer.descriptors, &mut shared);
                 let partial = std::mem::take(&mut buffer.partial);
                 if controls > 0 {
                     // Ahead of the frames queued with them (but after the
@@ -336,7 +432,15 @@ impl Outgoing {
                 }
                 continue;
             }
-            if let Err(error) = carrier.write_all(&batch).await {
+            let written = if shared.is_empty() {
+                carrier.write_all(&batch).await
+            } else {
+                let fds: Vec<BorrowedFd<'_>> = shared.iter().map(|body| body.fd()).collect();
+                carrier.write_all_with(&batch, &fds).await
+            };
+            // Sent (or failed): the peer holds its own descriptors now.
+            shared.clear();
+            if let Err(error) = written {
                 tracing::debug!(%error, "write failed; closing the outgoing queue");
                 self.close();
                 break;
@@ -391,6 +495,70 @@ mod tests {
             queue.announce(Topic::Subscriptions, &n.to_le_bytes());
         }
         assert_eq!(queue.queued(), before + 4);
+    }
+
+    /// A body in shared memory counts with its whole length until the
+    /// peer releases it, and only so many may be unreleased at once.
+    #[tokio::test]
+    async fn shared_bodies_count_against_the_bound_until_released() {
+        let queue = Outgoing::new(1000);
+        let body = Arc::new(SharedBody::new(&[1; 600]).unwrap());
+        queue.try_push_shared(&[0; 30], &body).unwrap();
+        assert_eq!(queue.queued(), 630);
+        assert_eq!(
+            queue.try_push_shared(&[0; 30], &body),
+            Err(TryPushError::Full)
+        );
+        assert_eq!(queue.try_push(&[0; 400]), Err(TryPushError::Full));
+        queue.release().unwrap();
+        assert_eq!(queue.queued(), 30, "the stand-in is still queued");
+        assert_eq!(queue.release(), Err(NothingToRelease));
+
+        let many = Outgoing::new(1 << 20);
+        let small = Arc::new(SharedBody::new(&[1; 10]).unwrap());
+        for _ in 0..MAX_UNRELEASED {
+            many.try_push_shared(&[0; 30], &small).unwrap();
+        }
+        let full = many.try_push_shared(&[0; 30], &small);
+        assert_eq!(
+            full,
+            Err(TryPushError::Full),
+            "more descriptors than a peer may hold"
+        );
+        many.try_push(&[0; 30]).unwrap();
+        many.release().unwrap();
+        many.try_push_shared(&[0; 30], &small).unwrap();
+    }
+
+    /// The writer sends a batch's descriptors with its bytes and lets go
+    /// of its own references once written.
+    #[tokio::test]
+    async fn the_writer_sends_descriptors_with_the_batch() {
+        let queue = Arc::new(Outgoing::new(1 << 20));
+        let (client, server) = tokio::net::UnixStream::pair().unwrap();
+        let (_read, write) = client.into_split();
+        let body = Arc::new(SharedBody::new(b"in shared memory").unwrap());
+        queue.try_push_shared(b"stand-in", &body).unwrap();
+        queue.close();
+        queue.run_writer(Arc::new(write)).await;
+        assert_eq!(Arc::strong_count(&body), 1, "the writer kept the body");
+        let mut bytes = [0; 16];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [std::io::IoSliceMut::new(&mut bytes)];
+        let flags = rustix::net::RecvFlags::empty();
+        let got = rustix::net::recvmsg(&server, &mut iov, &mut control, flags).unwrap();
+        assert_eq!(&bytes[..got.bytes], b"stand-in");
+        let fds: Vec<std::os::fd::OwnedFd> = control
+            .drain()
+            .flat_map(|message| match message {
+                rustix::net::RecvAncillaryMessage::ScmRights(fds) => fds.collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(fds.len(), 1);
+        let mapped = crate::shared_memory::Mapping::new(fds.into_iter().next().unwrap(), 16);
+        assert_eq!(&mapped.unwrap()[..], b"in shared memory");
     }
 
     /// Counts what the sender wrote through, taking every byte offered.

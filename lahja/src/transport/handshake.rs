@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::OwnedWriteHalf;
 
+use super::descriptors::SocketReader;
 use super::session::SocketSession;
 use crate::bus::{Core, Greeting, PeerInfo};
 use crate::link::Link;
@@ -18,7 +19,7 @@ use crate::{ConnectionConfig, Error, Result};
 /// few hundred event types has a hello large enough to be compressed.
 pub(super) async fn read_first(
     frames: &mut FrameBuffer,
-    read: &mut OwnedReadHalf,
+    read: &mut SocketReader,
     max_frame: usize,
 ) -> std::result::Result<(Kind, Vec<u8>), String> {
     loop {
@@ -137,7 +138,8 @@ pub(super) async fn connect(core: Arc<Core>, config: ConnectionConfig) -> Result
     // starts), before anything is sent.
     check_folder(&config.path).map_err(rejected)?;
     check_server(&stream).map_err(rejected)?;
-    let (mut read, mut write) = stream.into_split();
+    let (read, mut write) = stream.into_split();
+    let mut read = SocketReader::new(read);
     let mut hello = Vec::new();
     wire::append_hello(&mut hello, &core.hello(), core.limits())?;
     let patience = core.options.handshake_timeout;
@@ -215,7 +217,8 @@ pub(super) async fn accept(core: Arc<Core>, stream: UnixStream) {
         .ok()
         .and_then(|cred| cred.pid())
         .unwrap_or(0);
-    let (mut read, write) = stream.into_split();
+    let (read, write) = stream.into_split();
+    let mut read = SocketReader::new(read);
     let max_frame = core.options.max_frame_bytes;
     let mut frames = FrameBuffer::new(max_frame);
     let first = tokio::time::timeout(
@@ -288,7 +291,15 @@ fn peer_info(subscriptions: Vec<u64>, groups: Vec<String>) -> PeerInfo {
 /// A link to peer `name` carried by a socket session not yet started.
 fn new_link(core: &Core, name: String) -> (Arc<SocketSession>, Arc<Link>) {
     let session = Arc::new(SocketSession::default());
-    let link = Link::new(name.into(), core.options.queue_bytes, session.clone());
+    // Every peer of this protocol version takes bodies in shared memory;
+    // whether to send any is this endpoint's choice.
+    let shares_memory = core.options.shared_memory_above.is_some();
+    let link = Link::sharing(
+        name.into(),
+        core.options.queue_bytes,
+        session.clone(),
+        shares_memory,
+    );
     (session, link)
 }
 

@@ -4,6 +4,7 @@
 //!
 //! It turns bytes into calls on [`Core`]; the core never imports it.
 
+mod descriptors;
 mod handshake;
 mod observer;
 mod session;

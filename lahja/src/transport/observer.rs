@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::OwnedWriteHalf;
+
+use super::descriptors::SocketReader;
 
 use super::handshake::{check_folder, check_server, read_first};
 use crate::bus::{Copied, Core, TAP_BODY_MAX, TapHandle};
@@ -31,7 +33,7 @@ const MAX_SEND_WAIT_MS: u64 = 60_000;
 pub(super) async fn serve(
     core: Arc<Core>,
     tool: String,
-    mut read: OwnedReadHalf,
+    mut read: SocketReader,
     mut write: OwnedWriteHalf,
     mut frames: FrameBuffer,
 ) {
@@ -53,7 +55,7 @@ pub(super) async fn serve(
 /// time so that nothing it asks can make us buffer more than one answer.
 async fn answer(
     core: &Arc<Core>,
-    read: &mut OwnedReadHalf,
+    read: &mut SocketReader,
     write: &mut OwnedWriteHalf,
     frames: &mut FrameBuffer,
 ) -> std::result::Result<(), String> {
@@ -238,7 +240,7 @@ fn tapped(copied: Copied, lost: u64) -> Tapped {
 pub struct Observer {
     name: String,
     path: PathBuf,
-    read: OwnedReadHalf,
+    read: SocketReader,
     write: OwnedWriteHalf,
     frames: FrameBuffer,
     limits: Limits,
@@ -288,7 +290,8 @@ impl Observer {
             compress_above: defaults.compress_above,
             max_frame: defaults.max_frame_bytes,
         };
-        let (mut read, mut write) = stream.into_split();
+        let (read, mut write) = stream.into_split();
+        let mut read = SocketReader::new(read);
         let mut first = Vec::new();
         wire::append_observe(&mut first, "lahja::introspect::Observer", limits)?;
         let greeting = async {

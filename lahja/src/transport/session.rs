@@ -3,13 +3,15 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinHandle};
 
+use super::descriptors::SocketReader;
 use crate::bus::Core;
 use crate::link::{Finishing, Link, Session};
-use crate::wire::FrameBuffer;
+use crate::shared_memory::Mapping;
+use crate::wire::{self, FrameBuffer, Violation};
 
 /// A socket link's tasks, once started.
 #[derive(Default)]
@@ -38,7 +40,7 @@ impl SocketSession {
         &self,
         core: &Arc<Core>,
         link: &Arc<Link>,
-        read: OwnedReadHalf,
+        read: SocketReader,
         write: OwnedWriteHalf,
         frames: FrameBuffer,
     ) {
@@ -103,20 +105,48 @@ impl Session for SocketSession {
     }
 }
 
+/// The body in shared memory that a frame of `len` bytes stands for,
+/// mapped from the next descriptor the peer sent.
+fn map_shared(read: &mut SocketReader, len: usize) -> Result<Mapping, Violation> {
+    let fd = read
+        .take_descriptor()
+        .ok_or_else(|| Violation::SharedMemory("the frame came without its descriptor".into()))?;
+    Mapping::new(fd, len).map_err(Violation::SharedMemory)
+}
+
 /// Hands frames to the core until the peer closes or violates the
-/// protocol, then removes the peer.
+/// protocol, then removes the peer. A frame whose body is in shared
+/// memory reaches the core with the mapped body, as if it had come on the
+/// socket.
 async fn read_loop(
     core: Arc<Core>,
     link: Arc<Link>,
-    mut read: OwnedReadHalf,
+    mut read: SocketReader,
     mut frames: FrameBuffer,
 ) {
+    let max_frame = core.options.max_frame_bytes;
     let outcome: Result<(), String> = 'connection: loop {
         loop {
             match frames.next_frame() {
                 Ok(Some(frame)) => {
+                    let mapping;
+                    let (frame, shared) = match frame.shared_len(max_frame) {
+                        Ok(None) => (frame, false),
+                        Ok(Some(len)) => match map_shared(&mut read, len) {
+                            Ok(mapped) => {
+                                mapping = mapped;
+                                (frame.with_body(&mapping), true)
+                            }
+                            Err(violation) => break 'connection Err(violation.to_string()),
+                        },
+                        Err(violation) => break 'connection Err(violation.to_string()),
+                    };
                     if let Err(violation) = core.receive(&link, frame).await {
                         break 'connection Err(violation.to_string());
+                    }
+                    // Decoded and handed on: the sender may count it free.
+                    if shared && link.send_control(&wire::released()).is_err() {
+                        break 'connection Err("the peer does not read its releases".into());
                     }
                 }
                 Ok(None) => break,
@@ -175,6 +205,7 @@ mod tests {
         }
         let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
         let (read, write) = ours.into_split();
+        let read = SocketReader::new(read);
         session.start(&core, &link, read, write, FrameBuffer::new(1 << 20));
         let mut received = Vec::new();
         let patience = std::time::Duration::from_secs(20);

@@ -3,7 +3,8 @@
 //! ```text
 //! u32 LE length (of everything after it)
 //! u8 kind | u8 flags | u64 LE event id | u64 LE request id   (the 18-byte header)
-//! body (bincode; snappy raw block format when flags & COMPRESSED)
+//! body (bincode; snappy raw block format when flags & COMPRESSED;
+//!       u64 LE length of a body sent in shared memory when flags & SHARED)
 //! ```
 
 use std::borrow::Cow;
@@ -17,6 +18,10 @@ use crate::{Error, EventId, Result, codec, registry};
 pub(crate) const LEN_BYTES: usize = 4;
 pub(crate) const HEADER_BYTES: usize = 18;
 pub(crate) const FLAG_COMPRESSED: u8 = 0x01;
+/// The body is in shared memory: the frame's own body is its length, and
+/// its descriptor came with the connection's bytes (see
+/// [`shared_memory`](crate::shared_memory)).
+pub(crate) const FLAG_SHARED: u8 = 0x02;
 /// Handshake and subscription frames may be this large whatever
 /// `max_frame_bytes` says: they grow with the number of event types a
 /// program declares (about 30 bytes each), not with what it sends.
@@ -35,15 +40,21 @@ pub(crate) enum Kind {
     Groups = 8,
     /// The first frame of a tool that observes (instead of a hello).
     Observe = 9,
+    /// The receiver of the oldest body sent to it in shared memory is done
+    /// with it: the sender stops counting it against the queue's bound.
+    Released = 10,
 }
 
 impl Kind {
     /// The largest frame of this kind, given the endpoint's `max_frame_bytes`.
     pub(crate) fn max_frame(self, max_frame: usize) -> usize {
         match self {
-            Kind::Hello | Kind::Reject | Kind::Subscriptions | Kind::Groups | Kind::Observe => {
-                max_frame.max(CONTROL_FRAME_MAX)
-            }
+            Kind::Hello
+            | Kind::Reject
+            | Kind::Subscriptions
+            | Kind::Groups
+            | Kind::Observe
+            | Kind::Released => max_frame.max(CONTROL_FRAME_MAX),
             Kind::Event | Kind::Request | Kind::Response | Kind::Dropped => max_frame,
         }
     }
@@ -59,6 +70,7 @@ impl Kind {
             7 => Kind::Dropped,
             8 => Kind::Groups,
             9 => Kind::Observe,
+            10 => Kind::Released,
             _ => return None,
         })
     }
@@ -72,6 +84,41 @@ pub(crate) struct Frame<'a> {
     pub(crate) event_id: EventId,
     pub(crate) request_id: u64,
     pub(crate) body: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// The length of a body sent in shared memory, `None` for a frame
+    /// that carries its body. Checked against the limit of its kind, as a
+    /// body on the socket would be.
+    pub(crate) fn shared_len(&self, max_frame: usize) -> Result<Option<usize>, Violation> {
+        if self.flags & FLAG_SHARED == 0 {
+            return Ok(None);
+        }
+        let Ok(&len) = <&[u8; 8]>::try_from(self.body) else {
+            return Err(Violation::SharedMemory(format!(
+                "a shared-memory frame has a {}-byte body, not its 8-byte length",
+                self.body.len()
+            )));
+        };
+        let len = u64::from_le_bytes(len);
+        let max = self.kind.max_frame(max_frame);
+        match usize::try_from(len) {
+            Ok(len) if len.saturating_add(HEADER_BYTES) <= max => Ok(Some(len)),
+            _ => Err(Violation::TooLarge {
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                max,
+            }),
+        }
+    }
+
+    /// This frame with its body found elsewhere (in shared memory).
+    pub(crate) fn with_body(self, body: &'a [u8]) -> Frame<'a> {
+        Frame {
+            flags: self.flags & !FLAG_SHARED,
+            body,
+            ..self
+        }
+    }
 }
 
 #[cfg(feature = "zenoh")]
@@ -100,6 +147,7 @@ pub(crate) enum Violation {
     BadCompression(String),
     BadBody(String),
     Unexpected(Kind),
+    SharedMemory(String),
 }
 
 impl fmt::Display for Violation {
@@ -116,6 +164,7 @@ impl fmt::Display for Violation {
             Violation::BadCompression(why) => write!(f, "invalid snappy body: {why}"),
             Violation::BadBody(why) => write!(f, "body does not decode: {why}"),
             Violation::Unexpected(kind) => write!(f, "unexpected {kind:?} message"),
+            Violation::SharedMemory(why) => write!(f, "shared-memory body refused: {why}"),
         }
     }
 }
@@ -206,7 +255,13 @@ impl FrameBuffer {
         let header = &available[LEN_BYTES..LEN_BYTES + HEADER_BYTES];
         let kind = Kind::from_u8(header[0]).ok_or(Violation::UnknownKind(header[0]))?;
         let flags = header[1];
-        if flags & !FLAG_COMPRESSED != 0 {
+        let shareable = matches!(kind, Kind::Event | Kind::Request | Kind::Response);
+        let known = match flags {
+            0 | FLAG_COMPRESSED => true,
+            FLAG_SHARED => shareable,
+            _ => false,
+        };
+        if !known {
             return Err(Violation::UnknownFlags(flags));
         }
         let event_id = u64::from_le_bytes(header[2..10].try_into().expect("8 bytes"));
@@ -241,8 +296,15 @@ pub(crate) fn body_len(frame: &[u8]) -> usize {
     frame.len().saturating_sub(LEN_BYTES + HEADER_BYTES)
 }
 
-/// The body of a frame, decompressed when flagged.
+/// The body of a frame, decompressed when flagged. A body in shared
+/// memory must have been found (see [`Frame::with_body`]) by the transport
+/// that can receive one; elsewhere it is a violation.
 pub(crate) fn body<'a>(frame: &Frame<'a>, max_frame: usize) -> Result<Cow<'a, [u8]>, Violation> {
+    if frame.flags & FLAG_SHARED != 0 {
+        return Err(Violation::SharedMemory(
+            "it came where no descriptor can travel".into(),
+        ));
+    }
     if frame.flags & FLAG_COMPRESSED == 0 {
         return Ok(Cow::Borrowed(frame.body));
     }
@@ -280,12 +342,26 @@ pub(crate) fn append_frame(
     write_body: impl FnOnce(&mut Vec<u8>) -> Result<()>,
 ) -> Result<()> {
     let start = out.len();
+    append_uncompressed(out, kind, event_id, request_id, limits, write_body)?;
+    compress_from(out, start, limits)
+}
+
+/// [`append_frame`] without compression: for a body that may go into
+/// shared memory, where compressing would only cost time.
+pub(crate) fn append_uncompressed(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    event_id: EventId,
+    request_id: u64,
+    limits: Limits,
+    write_body: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let start = out.len();
     out.extend_from_slice(&[0; LEN_BYTES]);
     out.push(kind as u8);
     out.push(0);
     out.extend_from_slice(&event_id.as_u64().to_le_bytes());
     out.extend_from_slice(&request_id.to_le_bytes());
-    let body_start = out.len();
     if let Err(error) = write_body(out) {
         out.truncate(start);
         return Err(error);
@@ -302,6 +378,14 @@ pub(crate) fn append_frame(
             max,
         });
     }
+    out[start..start + LEN_BYTES].copy_from_slice(&(bytes as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Compresses the body of the uncompressed frame at `out[start..]` when
+/// it is large and that helps.
+pub(crate) fn compress_from(out: &mut Vec<u8>, start: usize, limits: Limits) -> Result<()> {
+    let body_start = start + LEN_BYTES + HEADER_BYTES;
     if out.len() - body_start >= limits.compress_above {
         let compressed = snap::raw::Encoder::new()
             .compress_vec(&out[body_start..])
@@ -311,6 +395,9 @@ pub(crate) fn append_frame(
                 out.truncate(body_start);
                 out.extend_from_slice(&compressed);
                 out[start + LEN_BYTES + 1] = FLAG_COMPRESSED;
+                // Compression only shrinks, so this fits in u32.
+                let len = out.len() - start - LEN_BYTES;
+                out[start..start + LEN_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
             }
             Ok(_) => {}
             Err(error) => {
@@ -319,10 +406,27 @@ pub(crate) fn append_frame(
             }
         }
     }
-    // Compression only ever shrinks what is kept, so this fits in u32.
-    let len = out.len() - start - LEN_BYTES;
-    out[start..start + LEN_BYTES].copy_from_slice(&(len as u32).to_le_bytes());
     Ok(())
+}
+
+/// The frame that stands for `frame` (uncompressed) when its body goes in
+/// shared memory: the same header, flagged, with the body's length.
+pub(crate) fn shared_stand_in(frame: &[u8]) -> [u8; LEN_BYTES + HEADER_BYTES + 8] {
+    let mut stand_in = [0; LEN_BYTES + HEADER_BYTES + 8];
+    stand_in[..LEN_BYTES].copy_from_slice(&((HEADER_BYTES + 8) as u32).to_le_bytes());
+    stand_in[LEN_BYTES..LEN_BYTES + HEADER_BYTES]
+        .copy_from_slice(&frame[LEN_BYTES..LEN_BYTES + HEADER_BYTES]);
+    stand_in[LEN_BYTES + 1] = FLAG_SHARED;
+    stand_in[LEN_BYTES + HEADER_BYTES..].copy_from_slice(&(body_len(frame) as u64).to_le_bytes());
+    stand_in
+}
+
+/// A RELEASED frame (see [`Kind::Released`]).
+pub(crate) fn released() -> [u8; LEN_BYTES + HEADER_BYTES] {
+    let mut frame = [0; LEN_BYTES + HEADER_BYTES];
+    frame[..LEN_BYTES].copy_from_slice(&(HEADER_BYTES as u32).to_le_bytes());
+    frame[LEN_BYTES] = Kind::Released as u8;
+    frame
 }
 
 /// Appends a frame carrying `value` encoded as the body.

@@ -8,7 +8,7 @@ use super::frame::{Kind, Limits, append_frame};
 use crate::{EventId, Result, codec, registry};
 
 /// The protocol this build speaks; a peer with another is refused.
-pub(crate) const PROTOCOL_VERSION: u16 = 3;
+pub(crate) const PROTOCOL_VERSION: u16 = 4;
 pub(crate) const MAGIC: [u8; 4] = *b"LAHJ";
 
 /// The first message on a connection, from both sides.

@@ -12,5 +12,6 @@ pub(crate) use frame::{
     Frame, FrameBuffer, Kind, Limits, Violation, append_encoded, append_frame, body, body_len,
 };
 pub(crate) use frame::{HEADER_BYTES, LEN_BYTES};
+pub(crate) use frame::{append_uncompressed, compress_from, released, shared_stand_in};
 pub(crate) use hello::{Hello, Reject, append_hello, parse_hello};
 pub(crate) use hello::{append_observe, parse_observe};
