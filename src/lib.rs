@@ -237,6 +237,36 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A 64-bit FNV-1a digest of `bytes`: tests compare large payloads by it.
+pub fn digest(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// What this process holds of shared memory: its open descriptors, those
+/// of them that are lahja bodies, and its mappings of lahja bodies (from
+/// `/proc/self`).
+pub fn shared_memory_held() -> (usize, usize, usize) {
+    let mut descriptors = 0;
+    let mut bodies = 0;
+    for entry in std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        descriptors += 1;
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        bodies += usize::from(target.to_string_lossy().starts_with("/memfd:lahja-body"));
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mapped = maps
+        .lines()
+        .filter(|l| l.contains("/memfd:lahja-body"))
+        .count();
+    (descriptors, bodies, mapped)
+}
+
 /// This process's resident set size in KiB, from `/proc/self/status`.
 pub fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -2,7 +2,8 @@
 //! line on stdin and answers each with one line starting `ok` or `err`.
 //! Events it receives are printed as they come (`got`, `stream`, ...).
 //! Words of the form `key=value` are options (`to=NAME` routes to one
-//! endpoint; `queue=`, `capacity=`, `max_frame=` set endpoint options).
+//! endpoint; `queue=`, `capacity=`, `max_frame=`, `shared=N|off` set
+//! endpoint options).
 //!
 //! Not an example: the integration tests in `tests/ipc/` drive it. With
 //! `LAHJA_PEER_ABORT_ON_PANIC` set it aborts on any panic (a victim of the
@@ -12,20 +13,21 @@
 //!
 //! - lifecycle: `serve NAME PATH`, `run NAME`, `connect NAME PATH`, `stop`,
 //!   `exit`
-//! - subscribing: `subscribe`, `subscribe-blob`, `subscribe-rich`,
+//! - subscribing: `subscribe`, `subscribe-blob`, `subscribe-blob-digest`, `subscribe-rich`,
 //!   `subscribe-panicky`, `stream`, `stream-double`, `stream-check COUNT`,
 //!   `stall`, `unsubscribe`
 //! - answering: `answer`, `answer-panicky`, `answer-tag TAG`,
 //!   `answer-wrong`, `answer-double-size`, `drop-requests`, `hold-requests`
 //! - sending: `broadcast N`, `broadcast-internal N`, `broadcast-range FROM
-//!   UNTIL`, `broadcast-blob LEN [kind=zeros]`, `request N`, `request-many
-//!   COUNT`, `request-who`
+//!   UNTIL`, `broadcast-blob LEN [kind=zeros]`, `broadcast-blobs COUNT
+//!   LEN`, `blob-nowait LEN`, `request N`, `request-many COUNT`,
+//!   `request-who`
 //! - groups: `join GROUP`, `leave GROUP`, `members GROUP`, `gather N`
 //!   (`serve`/`run` take `groups=A,B`; `to=` and `group=` route)
 //! - zenoh: `zenoh BUS` (options `listen=`, `connect=`, `lease_ms=`),
 //!   `refused`
 //! - observing: `wait-connected NAME`, `wait-subscribed NAME TYPE`,
-//!   `wait-for`, `is-subscribed NAME`, `connected`, `rss`
+//!   `wait-for`, `is-subscribed NAME`, `connected`, `rss`, `shm-held`
 //! - 320 generated types: `many-subscribe`, `many-answer`,
 //!   `many-wait-subscribed NAME`, `many-broadcast`, `many-request NAME`,
 //!   `many-count`
@@ -129,6 +131,11 @@ impl Args {
         if let Some(v) = parse("max_frame") {
             options.max_frame_bytes = v;
         }
+        match self.named("shared") {
+            Some("off") => options.shared_memory_above = None,
+            Some(above) => options.shared_memory_above = Some(above.parse().expect("a number")),
+            None => {}
+        }
         if let Some(groups) = self.named("groups") {
             options.groups = groups.split(',').map(str::to_owned).collect();
         }
@@ -182,6 +189,12 @@ const COMMANDS: &[Command] = commands! {
     }),
     "subscribe-blob" true "subscribe-blob: print `blob LEN` for each Blob" => |p, _| Box::pin(async move {
         let sub = p.ep().subscribe(|Blob(bytes): Blob| println!("blob {}", bytes.len()));
+        p.keep(sub);
+    }),
+    "subscribe-blob-digest" true "subscribe-blob-digest: print `digest LEN DIGEST` for each Blob" => |p, _| Box::pin(async move {
+        let sub = p.ep().subscribe(|Blob(bytes): Blob| {
+            println!("digest {} {}", bytes.len(), lahja_workspace::digest(&bytes));
+        });
         p.keep(sub);
     }),
     "subscribe-rich" true "subscribe-rich: print `rich LEN` for each Rich" => |p, _| Box::pin(async move {
@@ -339,6 +352,22 @@ const COMMANDS: &[Command] = commands! {
         };
         reply(p.ep().broadcast(Blob(blob)).await, |()| String::new());
     }),
+    "broadcast-blobs" true "broadcast-blobs COUNT LEN: broadcast COUNT Blobs of LEN noise bytes (seeds 0, 1, ...)" => |p, a| Box::pin(async move {
+        let (count, len) = (a.number(0), a.number(1) as usize);
+        let endpoint = p.ep();
+        let mut result = Ok(());
+        for seed in 0..count {
+            result = endpoint.broadcast(Blob(lahja_workspace::noise(len, seed))).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        reply(result, |()| String::new());
+    }),
+    "blob-nowait" true "blob-nowait LEN: broadcast_nowait a Blob of LEN noise bytes" => |p, a| Box::pin(async move {
+        let blob = lahja_workspace::noise(a.number(0) as usize, 7);
+        reply(p.ep().broadcast_nowait(Blob(blob)), |()| String::new());
+    }),
     "request" true "request N: request Double(N), reply `answer M` (option: to)" => |p, a| Box::pin(async move {
         reply(p.ep().request_with(Double(a.number(0)), a.config()).await, |Doubled(m)| format!("answer {m}"));
     }),
@@ -414,6 +443,10 @@ const COMMANDS: &[Command] = commands! {
     }),
     "rss" true "rss: reply this process's RSS in KiB" => |_, _| Box::pin(async {
         println!("ok {}", lahja_workspace::rss_kib().unwrap_or(0));
+    }),
+    "shm-held" false "shm-held: reply `FDS BODIES MAPPED`: open descriptors, lahja memfds among them, mapped lahja memfds" => |_, _| Box::pin(async {
+        let (fds, bodies, mapped) = lahja_workspace::shared_memory_held();
+        println!("ok {fds} {bodies} {mapped}");
     }),
     "many-subscribe" true "many-subscribe: subscribe to every generated type, counting" => |p, _| Box::pin(async move {
         let subs = many::subscribe_all(&p.ep(), &p.many_hits);

@@ -18,6 +18,7 @@ mod mesh;
 mod perf_benchmark_smoke;
 mod request;
 mod schema;
+mod shared_memory;
 mod subscriptions;
 #[cfg(feature = "zenoh")]
 mod zenoh;
