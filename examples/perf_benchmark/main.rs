@@ -4,7 +4,8 @@
 //! ```sh
 //! cargo run --release --example perf_benchmark -- [--mode broadcast|request|roundtrip|local|stalled|tapped|all]
 //!     [--transport socket|zenoh] [--consumers N] [--events N] [--payload-bytes N]
-//!     [--repeat N] [--pin same,split,free] [--runtime current|multi] [--json|--markdown]
+//!     [--repeat N] [--pin same,split,free] [--runtime current|multi]
+//!     [--shared-memory-above N|off] [--json|--markdown]
 //! examples/perf_benchmark/regenerate-readme.sh   # the README's table, from one run
 //! ```
 //!
@@ -42,6 +43,10 @@
 //! - **CPU.** Each process reads its own user + system time
 //!   (`getrusage`): per request for the client, per delivered event for
 //!   the producer and consumers together.
+//! - **Large events.** lahja's endpoints keep their default
+//!   `shared_memory_above` (off: every body on the socket);
+//!   `--shared-memory-above N|off` sets it for every lahja role, so the
+//!   shared-memory path can be measured against the socket.
 
 mod local;
 mod plots;
@@ -175,6 +180,8 @@ struct Options {
     repeat: usize,
     pins: Vec<Pin>,
     runtime: String,
+    /// `--shared-memory-above N|off` for every lahja role.
+    shared_memory_above: Option<String>,
     /// Where to write SVG plots, if anywhere.
     plots: Option<PathBuf>,
 }
@@ -188,7 +195,8 @@ enum Output {
 
 const USAGE: &str = "usage: perf_benchmark [--mode broadcast|request|roundtrip|local|stalled|tapped|fanout|payloads|all|readme] \
      [--transport socket|zenoh] [--consumers N[,N...]] [--events N] [--payload-bytes N] \
-     [--repeat N] [--pin same,split,free] [--runtime current|multi] [--plots DIR] [--json|--markdown]";
+     [--repeat N] [--pin same,split,free] [--runtime current|multi] [--shared-memory-above N|off] \
+     [--plots DIR] [--json|--markdown]";
 
 fn parse_options(args: &[String]) -> Options {
     let mut options = Options {
@@ -201,6 +209,7 @@ fn parse_options(args: &[String]) -> Options {
         repeat: 5,
         pins: vec![Pin::Same, Pin::Split],
         runtime: "current".into(),
+        shared_memory_above: None,
         plots: None,
     };
     let mut args = args.iter();
@@ -241,6 +250,13 @@ fn parse_options(args: &[String]) -> Options {
                 runtime @ ("current" | "multi") => options.runtime = runtime.into(),
                 other => usage(&format!("unknown runtime {other}")),
             },
+            "--shared-memory-above" => {
+                let above = value();
+                if above != "off" && above.parse::<usize>().is_err() {
+                    usage("--shared-memory-above N|off");
+                }
+                options.shared_memory_above = Some(above);
+            }
             "--plots" => options.plots = Some(PathBuf::from(value())),
             "--json" => options.output = Output::Json,
             "--markdown" => options.output = Output::Markdown,
@@ -291,6 +307,8 @@ impl Row {
 /// (through the environment, before any thread starts).
 const CPU_VAR: &str = "LAHJA_BENCH_CPU";
 const RUNTIME_VAR: &str = "LAHJA_BENCH_RUNTIME";
+/// `--shared-memory-above`, for the lahja roles (see `roles::options`).
+pub const SHARED_VAR: &str = "LAHJA_BENCH_SHARED_MEMORY_ABOVE";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -350,6 +368,7 @@ async fn orchestrate(options: Options) {
         payload: options.payload,
         zenoh: options.zenoh,
         runtime: options.runtime.clone(),
+        shared_memory_above: options.shared_memory_above.clone(),
         pin: Pin::Free,
         repetition: 0,
         rows: Vec::new(),
@@ -561,6 +580,8 @@ struct Bench {
     zenoh: bool,
     /// The role processes' tokio runtime: `current` or `multi`.
     runtime: String,
+    /// `--shared-memory-above`, if given.
+    shared_memory_above: Option<String>,
     /// The placement of this measurement.
     pin: Pin,
     /// Which repetition this is (from 0).
@@ -626,6 +647,9 @@ impl Bench {
             Some(cpu) => command.env(CPU_VAR, cpu.to_string()),
             None => command.env_remove(CPU_VAR),
         };
+        if let Some(above) = &self.shared_memory_above {
+            command.env(SHARED_VAR, above);
+        }
         command.spawn().expect("spawn role")
     }
 

@@ -104,11 +104,19 @@ pub async fn consume(events: u64, mut next: impl AsyncFnMut() -> Option<BenchEve
 }
 
 /// The options of the benchmark's broadcast endpoints: the defaults, but
-/// frames up to 64 MiB (the payload sweep sends 16 MiB events).
+/// frames up to 64 MiB (the payload sweep sends 16 MiB events), and
+/// `shared_memory_above` as `--shared-memory-above` says.
 fn options() -> EndpointOptions {
+    let defaults = EndpointOptions::default();
+    let shared_memory_above = match std::env::var(crate::SHARED_VAR).as_deref() {
+        Ok("off") => None,
+        Ok(above) => above.parse().ok().or(defaults.shared_memory_above),
+        Err(_) => defaults.shared_memory_above,
+    };
     EndpointOptions {
         max_frame_bytes: 64 << 20,
-        ..Default::default()
+        shared_memory_above,
+        ..defaults
     }
 }
 

@@ -232,6 +232,11 @@ pub use lahja_derive::Event;
 /// the wire format is the same (a length, then the bytes), but the schema
 /// says "bytes", so both ends must declare the field alike.
 ///
+/// With
+/// [`EndpointOptions::shared_memory_above`](crate::EndpointOptions::shared_memory_above)
+/// set, bodies of at least that many bytes go to peers on this machine
+/// through shared memory rather than the socket (off by default).
+///
 /// ```
 /// use lahja::Event;
 /// use serde::{Deserialize, Serialize};

@@ -19,6 +19,8 @@ use tokio::net::UnixStream;
 const MIB: usize = 1 << 20;
 const SHARED: u8 = 0x02;
 const RELEASED: u8 = 10;
+/// The `lahja-peer` option that turns the path on (it is off by default).
+const ON: &str = "shared=262144";
 
 /// The seals lahja puts on a body.
 fn seals() -> SealFlags {
@@ -201,14 +203,18 @@ fn expected_digests(count: u64, len: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_events_cross_processes_intact_and_in_order() {
     let dir = TempDir::new();
-    let mut producer = Peer::serving(&unique("producer"), &dir).await;
+    let mut producer = Peer::serving_with(&unique("producer"), &dir, ON).await;
     let mut consumer = Peer::running(&unique("consumer")).await;
     let path = dir.socket(&producer.name);
     consumer
         .ok(&format!("connect {} {}", producer.name, path.display()))
         .await;
     consumer.ok("subscribe-blob-digest").await;
-    let here = Endpoint::run(unique("here")).await.unwrap();
+    let options = EndpointOptions {
+        shared_memory_above: Some(256 * 1024),
+        ..Default::default()
+    };
+    let here = Endpoint::run_with(unique("here"), options).await.unwrap();
     here.connect_to_endpoints([dir.config(&producer.name)])
         .await
         .unwrap();
@@ -266,7 +272,7 @@ async fn large_events_cross_processes_intact_and_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_counts_against_the_queue_until_released() {
     let dir = TempDir::new();
-    let mut victim = Peer::victim_serving(&unique("victim"), &dir, "").await;
+    let mut victim = Peer::victim_serving(&unique("victim"), &dir, ON).await;
     let path = dir.socket(&victim.name);
     let receiver = unique("receiver");
     let mut reader = handshaken(&path, &receiver, &[Blob::ID.as_u64()]).await;
@@ -465,7 +471,7 @@ async fn a_process_killed_mid_stream_leaks_no_shared_memory() {
 
     // The receiver dies: the sender frees what it held for it, and its
     // other receiver gets every event.
-    let mut sender = Peer::serving(&unique("sender"), &dir).await;
+    let mut sender = Peer::serving_with(&unique("sender"), &dir, ON).await;
     let path = dir.socket(&sender.name);
     let mut doomed = Peer::running(&unique("doomed")).await;
     let mut survivor = Peer::running(&unique("survivor")).await;
