@@ -86,6 +86,8 @@ pub(crate) enum Warning {
 const WARNINGS_PER_LINK: u32 = 8;
 
 impl Link {
+    /// A link whose medium cannot pass descriptors (zenoh, tests).
+    #[cfg(any(test, feature = "zenoh"))]
     pub(crate) fn new(name: Arc<str>, queue_bytes: usize, session: Arc<dyn Session>) -> Arc<Self> {
         Self::sharing(name, queue_bytes, session, false)
     }
